@@ -1,0 +1,141 @@
+"""What every cell shares: the interface, initialisers and argument checks.
+
+Shape legend: B batch (any leading shape), T time, D input size, H hidden size,
+G gate width (H times the number of gates).
+
+A cell is a frozen dataclass holding only static configuration (sizes, flags,
+initialisers), so it is hashable and can be a static argument of ``jax.jit``.
+Its parameters are an explicit pytree (a dict of arrays) returned by
+``init``; every method is a pure function of its arguments:
+
+    params = cell.init(key)                       # dict of arrays
+    carry = cell.initial_carry(batch_shape)       # zeros, float32
+    xp_BTG = cell.project_inputs(params, x_BTD)   # input side, all steps at once
+    carry, y_BH = cell.step(params, carry, xp_BG) # only what depends on h_{t-1}
+
+Weights are laid out (in, out), so a projection is ``x @ W``; fused gate
+matrices are the gates' blocks concatenated along the output axis in the
+order each cell's docstring gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+default_kernel_init = jax.nn.initializers.lecun_normal()
+default_recurrent_init = jax.nn.initializers.orthogonal()
+default_bias_init = jax.nn.initializers.zeros
+
+
+def check_positive_int(name: str, value: Any) -> None:
+  """Raises ValueError unless ``value`` is a positive int; the message names ``name``."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def expand_like(v: Array, x: Array) -> Array:
+  """Reshapes a vector [N] to [1, ..., 1, N] with x's rank, for explicit broadcasting.
+
+  The tests run with ``jax_numpy_rank_promotion='raise'``; biases and
+  peepholes are broadcast on purpose, and this says so.
+  """
+  return v.reshape((1,) * (x.ndim - 1) + v.shape)
+
+
+def init_gate_blocks(init: Initializer, key: Array, rows: int, hidden_size: int,
+                     num_gates: int, dtype) -> Array:
+  """[rows, num_gates * H]: each gate's [rows, H] block drawn independently.
+
+  Drawing per gate matters for the orthogonal recurrent initialiser: each
+  gate's H x H block is orthogonal, as in Flax and Haiku, rather than one
+  H x 4H matrix with orthonormal rows.
+  """
+  keys = jax.random.split(key, num_gates)
+  blocks = [init(k, (rows, hidden_size), dtype) for k in keys]
+  return jnp.concatenate(blocks, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """Base class: sizes, initialisers and the shared parts of the interface.
+
+  Attributes:
+    input_size: D, the size of x_t.
+    hidden_size: H, the size of h_t.
+    kernel_init: initialiser of the input kernel W_x (default LeCun normal).
+    recurrent_init: initialiser of the recurrent kernel W_h (default
+      orthogonal, drawn per gate).
+    bias_init: initialiser of the biases (default zeros).
+    param_dtype: dtype of the weights. Carries are always float32, whatever
+      the weights are, so that a long recurrence does not accumulate
+      rounding in bfloat16.
+  """
+
+  input_size: int
+  hidden_size: int
+  kernel_init: Initializer = default_kernel_init
+  recurrent_init: Initializer = default_recurrent_init
+  bias_init: Initializer = default_bias_init
+  param_dtype: Any = jnp.float32
+
+  num_gates = 1  # blocks in the fused gate matrices; overridden by subclasses
+
+  def __post_init__(self):
+    check_positive_int("input_size", self.input_size)
+    check_positive_int("hidden_size", self.hidden_size)
+
+  @property
+  def carry_dtype(self):
+    """float32, or float64 when the weights are float64 (never narrower than float32)."""
+    return jnp.promote_types(self.param_dtype, jnp.float32)
+
+  @property
+  def gate_size(self) -> int:
+    """G = num_gates * H, the width of the projected input."""
+    return self.num_gates * self.hidden_size
+
+  def initial_carry(self, batch_shape: tuple[int, ...] = ()):
+    """Zeros for h_0 of shape [*batch_shape, H], in ``carry_dtype``."""
+    return jnp.zeros((*batch_shape, self.hidden_size), self.carry_dtype)
+
+  def hidden(self, carry) -> Array:
+    """h_t, the part of the carry a layer reads as the state (the carry itself here)."""
+    return carry
+
+  def init_kernels(self, key: Array) -> tuple[Array, Array, Array]:
+    """(W_x [D, G], W_h [H, G], b [G]) drawn with the cell's initialisers."""
+    k_x, k_h, k_b = jax.random.split(key, 3)
+    w_x = init_gate_blocks(self.kernel_init, k_x, self.input_size, self.hidden_size,
+                           self.num_gates, self.param_dtype)
+    w_h = init_gate_blocks(self.recurrent_init, k_h, self.hidden_size, self.hidden_size,
+                           self.num_gates, self.param_dtype)
+    b = self.bias_init(k_b, (self.gate_size,), self.param_dtype)
+    return w_x, w_h, b
+
+  def project_inputs(self, params: dict, xs: Array) -> Array:
+    """x @ W_x + b for every step at once: [..., D] -> [..., G].
+
+    This is the only input-side work; a layer calls it once before the scan.
+    """
+    if xs.shape[-1] != self.input_size:
+      raise ValueError(
+          f"xs: last axis must be input_size={self.input_size}, got shape {tuple(xs.shape)}")
+    xw = xs @ params["W_x"]
+    return xw + expand_like(params["b"], xw)
+
+  def init(self, key: Array) -> dict:
+    raise NotImplementedError
+
+  def step(self, params: dict, carry, xp: Array):
+    raise NotImplementedError
+
+  def __call__(self, params: dict, carry, x: Array):
+    """One step from the raw input: step(params, carry, project_inputs(params, x))."""
+    return self.step(params, carry, self.project_inputs(params, x))

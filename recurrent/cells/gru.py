@@ -1,0 +1,72 @@
+"""Gated recurrent unit (Cho et al. 2014), in both of its forms.
+
+With the fused projections [r, z, n] (gate order r, z, n; PyTorch's):
+
+    r_t = sigma(x_t W_xr + h_{t-1} W_hr + b_r)               reset gate
+    z_t = sigma(x_t W_xz + h_{t-1} W_hz + b_z)               update gate
+    reset_after=False (Cho 2014, Chung 2014, seed 003):
+      n_t = tanh(x_t W_xn + b_n + (r_t * h_{t-1}) W_hn)
+    reset_after=True (cuDNN, PyTorch, Keras, Flax):
+      n_t = tanh(x_t W_xn + b_n + r_t * (h_{t-1} W_hn + b_hn))
+    h_t = z_t * h_{t-1} + (1 - z_t) * n_t,     y_t = h_t
+
+Update-gate convention: z_t is the fraction of the old state *kept*, as in Cho
+et al. 2014, PyTorch and Flax. Chung et al. 2014 and seed 001/003 write
+h_t = (1 - u_t) h_{t-1} + u_t h~_t with u_t the fraction *updated*: u = 1 - z,
+i.e. their (W_u, U_u, b_u) are our (-W_hz, -W_xz, -b_z).
+
+Layout: W_x [D, 3H], W_h [H, 3H], b [3H] on the input side, and b_hn [H], the
+recurrent candidate bias that only the reset_after form can tell apart from
+b_n (it is kept, at zero, in both forms so that their parameters have the same
+structure). PyTorch's ``nn.GRU`` maps as W_x = weight_ih_l0.T,
+W_h = weight_hh_l0.T, b = bias_ih_l0 + [bias_hh_r, bias_hh_z, 0],
+b_hn = bias_hh_n. Flax's ``GRUCell``: W_x = [ir, iz, in] kernels, b = their
+biases, W_h = [hr, hz, hn] kernels, b_hn = hn's bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from recurrent.cells.base import Array, Cell, expand_like
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU(Cell):
+  """GRU cell; ``reset_after`` picks the form (default True, the cuDNN form)."""
+
+  reset_after: bool = True
+
+  num_gates = 3
+
+  def init(self, key: Array) -> dict:
+    k_w, k_b = jax.random.split(key)
+    w_x, w_h, b = self.init_kernels(k_w)
+    b_hn = self.bias_init(k_b, (self.hidden_size,), self.param_dtype)
+    return {"W_x": w_x, "W_h": w_h, "b": b, "b_hn": b_hn}
+
+  def step(self, params: dict, carry: Array, xp: Array) -> tuple[Array, Array]:
+    """One GRU step from xp_t = x_t W_x + b (see the module docstring)."""
+    H = self.hidden_size
+    h_prev = carry
+    xp = xp.astype(self.carry_dtype)
+    x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+    w_h = params["W_h"]
+    b_hn = expand_like(params["b_hn"], h_prev)
+    if self.reset_after:
+      hp = h_prev @ w_h
+      h_r, h_z, h_n = jnp.split(hp.astype(self.carry_dtype), 3, axis=-1)
+      r = jax.nn.sigmoid(x_r + h_r)
+      z = jax.nn.sigmoid(x_z + h_z)
+      n = jnp.tanh(x_n + r * (h_n + b_hn))
+    else:
+      hp = h_prev @ w_h[:, :2 * H]
+      h_r, h_z = jnp.split(hp.astype(self.carry_dtype), 2, axis=-1)
+      r = jax.nn.sigmoid(x_r + h_r)
+      z = jax.nn.sigmoid(x_z + h_z)
+      n = jnp.tanh(x_n + ((r * h_prev) @ w_h[:, 2 * H:] + b_hn).astype(self.carry_dtype))
+    h = z * h_prev + (1.0 - z) * n
+    return h, h

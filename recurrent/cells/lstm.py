@@ -1,0 +1,81 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate of Gers et al. 2000).
+
+    [i, f, g, o] = x_t W_x + h_{t-1} W_h + b              (fused, gate order i, f, g, o)
+    i_t = sigma(i + p_i * c_{t-1})                          input gate
+    f_t = sigma(f + p_f * c_{t-1})                          forget gate
+    g_t = tanh(g)                                           candidate
+    c_t = f_t * c_{t-1} + i_t * g_t
+    o_t = sigma(o + p_o * c_t)                              output gate
+    h_t = o_t * tanh(c_t),      y_t = h_t
+
+The peephole terms p_* (elementwise, Graves 2013; Gers & Schmidhuber 2000)
+are present only with ``peephole=True``; the output gate looks at the *new*
+cell c_t, the input and forget gates at c_{t-1}.
+
+The forget-gate block of b starts at ``forget_bias`` (default 1.0, Jozefowicz
+et al. 2015) so that a fresh LSTM remembers by default.
+
+Layout: the gate order is PyTorch's (i, f, g, o); PyTorch's ``nn.LSTM`` maps
+as W_x = weight_ih_l0.T, W_h = weight_hh_l0.T, b = bias_ih_l0 + bias_hh_l0.
+Flax's ``LSTMCell`` keeps one Dense per gate (ii, if, ig, io without bias;
+hi, hf, hg, ho with bias) and its carry as (c, h); ours is LSTMCarry(h, c).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from recurrent.cells.base import Array, Cell, expand_like
+
+
+class LSTMCarry(NamedTuple):
+  """The LSTM state: h [.., H] (the output) and c [.., H] (the memory cell)."""
+
+  h: Array
+  c: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTM(Cell):
+  """LSTM cell. Parameters: W_x [D, 4H], W_h [H, 4H], b [4H] (+ p_i, p_f, p_o [H] with peepholes)."""
+
+  forget_bias: float = 1.0
+  peephole: bool = False
+
+  num_gates = 4
+
+  def init(self, key: Array) -> dict:
+    k_w, k_p = jax.random.split(key)
+    w_x, w_h, b = self.init_kernels(k_w)
+    H = self.hidden_size
+    b = b.at[H:2 * H].add(jnp.asarray(self.forget_bias, b.dtype))
+    params = {"W_x": w_x, "W_h": w_h, "b": b}
+    if self.peephole:
+      for name in ("p_i", "p_f", "p_o"):
+        params[name] = jnp.zeros((H,), self.param_dtype)
+    return params
+
+  def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> LSTMCarry:
+    zeros = jnp.zeros((*batch_shape, self.hidden_size), self.carry_dtype)
+    return LSTMCarry(h=zeros, c=zeros)
+
+  def hidden(self, carry: LSTMCarry) -> Array:
+    return carry.h
+
+  def step(self, params: dict, carry: LSTMCarry, xp: Array) -> tuple[LSTMCarry, Array]:
+    """One LSTM step from xp_t = x_t W_x + b (see the module docstring)."""
+    h_prev, c_prev = carry
+    gates = (xp + h_prev @ params["W_h"]).astype(self.carry_dtype)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    if self.peephole:
+      i = i + expand_like(params["p_i"], c_prev) * c_prev
+      f = f + expand_like(params["p_f"], c_prev) * c_prev
+    c = jax.nn.sigmoid(f) * c_prev + jax.nn.sigmoid(i) * jnp.tanh(g)
+    if self.peephole:
+      o = o + expand_like(params["p_o"], c) * c
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return LSTMCarry(h=h, c=c), h
