@@ -1,0 +1,60 @@
+"""The contract between an experiment's task and the trainer.
+
+A task owns its data, its model and its loss; the trainer owns the loop,
+optimiser, checkpoints and metrics. Everything the trainer calls inside jit
+is pure.
+
+Data are a pure function of the step: ``train_batch(step)`` draws the batch
+for a step from (seed, step) alone (an epoch's permutation from
+``fold_in(seed, epoch)``), so the data-iterator position *is* the step and a
+resumed run sees exactly the batches an uninterrupted run would.
+
+Metrics are (total, count) pairs so that evaluation over many batches of
+unequal size averages exactly: the trainer sums totals and counts over the
+split and reports total / count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable
+
+import jax
+
+Array = jax.Array
+Batch = dict[str, Any]
+Metrics = dict[str, tuple[Array, Array]]  # name -> (total, count)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What the trainer needs from an experiment.
+
+  Attributes:
+    init_params: rng -> parameter pytree.
+    loss_fn: (params, batch, rng) -> (loss, metrics). ``loss`` is the scalar
+      that is differentiated (a mean); ``metrics`` maps names to (total,
+      count). ``rng`` is a key in training (dropout, scheduled sampling) and
+      None in evaluation, which must then be deterministic.
+    train_batch: step -> batch, a pure function of the config's seed and step.
+    eval_batches: () -> iterable of batches covering the held-out split.
+    num_tokens: batch -> the number of real (unpadded) tokens, for tokens/s.
+    eval_metric: the metric that picks the best checkpoint.
+    eval_mode: "min" or "max" for ``eval_metric``.
+    report: optional (params, step, workdir) -> dict of extra scalars; called
+      at each evaluation for samples, figures or metrics that need Python
+      (BLEU, F1). Runs outside jit.
+  """
+
+  init_params: Callable[[Array], Any]
+  loss_fn: Callable[[Any, Batch, Array | None], tuple[Array, Metrics]]
+  train_batch: Callable[[int], Batch]
+  eval_batches: Callable[[], Iterable[Batch]]
+  num_tokens: Callable[[Batch], Any]
+  eval_metric: str = "loss"
+  eval_mode: str = "min"
+  report: Callable[[Any, int, str], dict] | None = None
+
+  def __post_init__(self):
+    if self.eval_mode not in ("min", "max"):
+      raise ValueError(f"eval_mode: must be 'min' or 'max', got {self.eval_mode!r}")

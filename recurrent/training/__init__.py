@@ -1,0 +1,1 @@
+"""Training: optimisers (``optim``) and, with the harness, the loop, checkpoints and metrics."""

@@ -1,0 +1,69 @@
+"""Optimisers from a config section, all through optax.
+
+    config.optim = ConfigDict(dict(
+        name="adam",            # adam | adamw | sgd | rmsprop | adagrad
+        learning_rate=1e-3,
+        schedule="constant",    # constant | cosine | warmup_cosine
+        warmup_steps=0,
+        momentum=0.0,           # sgd only
+        weight_decay=0.0,       # decoupled (AdamW-style) for every optimiser when > 0
+        clip_norm=0.0,          # clip by global norm when > 0 (Pascanu et al. 2013)
+        clip_value=0.0,         # clip each gradient entry to [-v, v] when > 0
+    ))
+
+The chain is: clip by value, clip by global norm, the optimiser, decoupled
+weight decay, learning rate (negative, with its schedule).
+"""
+
+from __future__ import annotations
+
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
+def make_schedule(optim, total_steps: int) -> optax.Schedule:
+  """The learning-rate schedule named by ``optim.schedule``."""
+  lr = optim.learning_rate
+  if optim.schedule == "constant":
+    return optax.constant_schedule(lr)
+  if optim.schedule == "cosine":
+    return optax.cosine_decay_schedule(lr, max(total_steps, 1))
+  if optim.schedule == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, lr, optim.warmup_steps, max(total_steps, 1))
+  raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
+
+
+def check_optim(optim) -> None:
+  """Fails early, naming the field, on a value optax would misread."""
+  if optim.name not in OPTIMIZERS:
+    raise ValueError(f"optim.name: must be one of {OPTIMIZERS}, got {optim.name!r}")
+  if optim.schedule not in SCHEDULES:
+    raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
+  if not optim.learning_rate > 0:
+    raise ValueError(f"optim.learning_rate: must be > 0, got {optim.learning_rate!r}")
+  for field in ("weight_decay", "clip_norm", "clip_value", "warmup_steps", "momentum"):
+    if optim[field] < 0:
+      raise ValueError(f"optim.{field}: must be >= 0, got {optim[field]!r}")
+
+
+def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
+  """The optax chain described by ``optim`` (see the module docstring)."""
+  check_optim(optim)
+  parts = []
+  if optim.clip_value > 0:
+    parts.append(optax.clip(optim.clip_value))
+  if optim.clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(optim.clip_norm))
+  parts.append({
+      "adam": optax.scale_by_adam,
+      "adamw": optax.scale_by_adam,
+      "rmsprop": optax.scale_by_rms,
+      "adagrad": optax.scale_by_rss,
+      "sgd": lambda: optax.trace(decay=optim.momentum) if optim.momentum else optax.identity(),
+  }[optim.name]())
+  if optim.weight_decay > 0:
+    parts.append(optax.add_decayed_weights(optim.weight_decay))
+  parts.append(optax.scale_by_learning_rate(make_schedule(optim, total_steps)))
+  return optax.chain(*parts)
