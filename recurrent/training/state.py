@@ -66,7 +66,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
         state.params, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
@@ -75,9 +75,9 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
         **means(task_metrics),
         "loss": loss,
         "grad_norm": grad_norm,
-        "grad_norm_clipped": optax.global_norm(clip_gradients(grads, optim)),
-        "update_norm": optax.global_norm(updates),
-        "param_norm": optax.global_norm(params),
+        "grad_norm_clipped": optax.tree.norm(clip_gradients(grads, optim)),
+        "update_norm": optax.tree.norm(updates),
+        "param_norm": optax.tree.norm(params),
     }
     new_state = TrainState(state.step + 1, params, opt_state, state.rng, nonfinite_step)
     return new_state, metrics
