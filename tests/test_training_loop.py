@@ -1,6 +1,9 @@
 """End to end on the synthetic sine task: train, metrics files, evaluate, NaN stop, restart checks."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,8 @@ from configs import sine
 from recurrent.training import loop
 from recurrent.training.checkpoint import Checkpoints
 from recurrent.training.metrics import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def smoke(**overrides):
@@ -25,13 +30,35 @@ def smoke(**overrides):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+  """A smoke run whose last save fails with a full disk, then restarted: a normal finished workdir."""
+  import errno
+  from orbax.checkpoint._src.path import atomicity
   workdir = tmp_path_factory.mktemp("run")
-  final = loop.train_and_evaluate(smoke(), workdir)
-  return workdir, final
+  finalize = atomicity.AtomicRenameTemporaryPath.finalize
+
+  async def disk_full_at_step_6(self, *args, **kwargs):
+    if Path(self.get_final()).name == "6":
+      raise OSError(errno.ENOSPC, "No space left on device")
+    return await finalize(self, *args, **kwargs)
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", disk_full_at_step_6)
+    with pytest.raises(OSError) as full_disk:
+      loop.train_and_evaluate(smoke(), workdir)
+  latest_after_failure = Checkpoints(workdir / "checkpoints", 3, "mse", "min", True).latest_step()
+  final = loop.train_and_evaluate(smoke(), workdir)  # the restart resumes from step 3
+  return workdir, final, str(full_disk.value), latest_after_failure
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_a_restart_finishes(trained):
+  workdir, final, error, latest_after_failure = trained
+  assert "No space left on device" in error and "step 3 is the last complete checkpoint" in error
+  assert latest_after_failure == 3
+  assert final["step"] == 6 and (workdir / "final.json").exists()
 
 
 def test_train_writes_every_artifact(trained):
-  workdir, final = trained
+  workdir, final = trained[:2]
   for name in ("config.json", "metrics.jsonl", "loss_curve.png", "final.json", "sine_predictions.png"):
     assert (workdir / name).stat().st_size > 0, name
   assert list((workdir / "tb").glob("events.out.tfevents.*"))
@@ -50,22 +77,22 @@ def test_train_writes_every_artifact(trained):
 def test_tensorboard_holds_the_same_scalars(trained):
   import struct
   from tensorboardX.proto import event_pb2
-  workdir, _ = trained
-  got = []
+  workdir = trained[0]
+  got = {}  # a restart purges the steps it redoes: the later file's value wins, as in TensorBoard
   for path in sorted((workdir / "tb").glob("events.out.tfevents.*")):
     data = path.read_bytes()  # TFRecord: u64 length, u32 crc, payload, u32 crc
     while data:
       (n,) = struct.unpack("<Q", data[:8])
       event = event_pb2.Event.FromString(data[12:12 + n])
       data = data[16 + n:]
-      got += [(event.step, v.simple_value) for v in event.summary.value if v.tag == "train/loss"]
+      got.update({event.step: v.simple_value for v in event.summary.value if v.tag == "train/loss"})
   records = read_jsonl(workdir / "metrics.jsonl")
   want = [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
-  np.testing.assert_allclose(got, want, rtol=1e-6)
+  np.testing.assert_allclose(sorted(got.items()), want, rtol=1e-6)
 
 
 def test_checkpoints_keep_last_and_best(trained):
-  workdir, final = trained
+  workdir, final = trained[:2]
   ckpt = Checkpoints(workdir / "checkpoints", keep=1, metric="mse", mode="min", read_only=True)
   evals = {r["step"]: r["mse"] for r in read_jsonl(workdir / "metrics.jsonl") if r["split"] == "eval"}
   assert ckpt.latest_step() == 6
@@ -73,20 +100,18 @@ def test_checkpoints_keep_last_and_best(trained):
 
 
 def test_evaluate_reproduces_the_eval_metrics(trained):
-  workdir, final = trained
+  workdir, final = trained[:2]
   config = loop.load_config(workdir)
-  got = loop.evaluate(config, workdir, "latest")
-  assert got["step"] == 6
-  assert got["mse"] == pytest.approx(final["eval"]["mse"], rel=1e-6)
   evals = {r["step"]: r["mse"] for r in read_jsonl(workdir / "metrics.jsonl") if r["split"] == "eval"}
   best = loop.evaluate(config, workdir, "best")
+  assert best["step"] == final["best_step"]
   assert best["mse"] == pytest.approx(evals[best["step"]], rel=1e-6)
-  with pytest.raises(ValueError, match="checkpoint: no step 5"):
+  with pytest.raises(ValueError, match=r"checkpoint: no step 5 .*saved steps are \[3, 6\]"):
     loop.evaluate(config, workdir, "5")
 
 
 def test_restart_with_a_different_config_lists_the_fields(trained, tmp_path):
-  workdir, _ = trained
+  workdir = trained[0]
   with pytest.raises(ValueError, match=r"batch_size: 8 -> 4.*optim\.learning_rate"):
     loop.train_and_evaluate(smoke(batch_size=4, **{"optim.learning_rate": 0.1}), workdir)
 
@@ -123,3 +148,23 @@ def test_bad_values_fail_naming_the_field_before_training(tmp_path):
   with pytest.raises(ValueError, match="optim.name"):
     loop.train_and_evaluate(smoke(**{"optim.name": "adamm"}), tmp_path)
   assert not (Path(tmp_path) / "config.json").exists()
+
+
+def test_data_parallel_on_four_devices_matches_one(trained, tmp_path):
+  """Batch split over 4 simulated CPU devices (a subprocess: the flag must precede jax's import)."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+  four = tmp_path / "four"
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.train", "--config=configs/sine.py:smoke",
+       f"--workdir={four}", "--config.num_devices=4"],
+      cwd=ROOT, env=env, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "mesh: 4 device(s)" in out.stderr
+
+  get = lambda d, split: [(r["step"], r["loss"]) for r in read_jsonl(d / "metrics.jsonl")
+                          if r["split"] == split]
+  for split in ("train", "eval"):
+    a, b = get(four, split), get(trained[0], split)
+    assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 2
+    np.testing.assert_allclose([v for _, v in a], [v for _, v in b], rtol=2e-5, atol=1e-7)

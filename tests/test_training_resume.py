@@ -16,7 +16,7 @@ from recurrent.training import loop
 from recurrent.training.checkpoint import Checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
-OVERRIDES = {"num_steps": 800, "checkpoint_every": 20, "log_every": 200, "eval_every": 400,
+OVERRIDES = {"num_steps": 400, "checkpoint_every": 10, "log_every": 100, "eval_every": 200,
              "keep_checkpoints": 2}
 
 

@@ -52,10 +52,30 @@ class Checkpoints:
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
 
+  def complete_steps(self) -> list[int]:
+    """The steps whose checkpoint was fully written, read from the directory itself."""
+    d = Path(self.manager.directory)
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+
+  def _guard(self, what: str, fn):
+    """Runs a save or wait; a failure (a full disk) is re-raised saying what is still intact."""
+    try:
+      return fn()
+    except Exception as e:
+      done = self.complete_steps()
+      intact = f"step {done[-1]} is the last complete checkpoint, intact" if done else \
+          "no complete checkpoint exists yet"
+      raise OSError(f"checkpoint: {what} in {self.manager.directory} failed ({type(e).__name__}: "
+                    f"{e}); {intact}, and a restart resumes from it") from e
+
   def save(self, step: int, state, metrics: dict | None = None) -> None:
-    """Saves ``state`` at ``step`` (asynchronously); ``metrics`` rank it for 'best'."""
+    """Saves ``state`` at ``step`` (asynchronously); ``metrics`` rank it for 'best'.
+
+    An error of an earlier asynchronous save surfaces here or in ``wait``.
+    """
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-    self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
+    self._guard(f"saving step {step}", lambda: self.manager.save(
+        step, args=ocp.args.StandardSave(state), metrics=metrics, force=True))
 
   def restore(self, step: int, like):
     """The state saved at ``step``, laid out (shapes, dtypes, shardings) like ``like``."""
@@ -64,7 +84,7 @@ class Checkpoints:
     return type(like)(*restored) if isinstance(like, tuple) and hasattr(like, "_fields") else restored
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    self._guard("finishing the pending save", self.manager.wait_until_finished)
 
   def close(self) -> None:
     self.manager.close()

@@ -178,46 +178,48 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   eval_metrics = None
   window_start, window_steps, window_tokens = time.perf_counter(), 0, []
   num_steps = config.num_steps
-  for step in range(start, num_steps):
-    batch = task.train_batch(step)
-    window_tokens.append(task.num_tokens(batch))
-    state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
-    window_steps += 1
-    done = step + 1
+  try:  # the event file is flushed even when a NaN or a failed save stops the run
+    for step in range(start, num_steps):
+      batch = task.train_batch(step)
+      window_tokens.append(task.num_tokens(batch))
+      state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
+      window_steps += 1
+      done = step + 1
 
-    if done % config.log_every == 0 or done == num_steps:
-      _check_finite(state, ckpt)
-      scalars = jax.device_get(metrics)
-      elapsed = time.perf_counter() - window_start
-      tokens = float(sum(float(t) for t in window_tokens))
-      scalars["steps_per_s"] = window_steps / elapsed
-      scalars["tokens_per_s"] = tokens / elapsed
-      writer.write(done, "train", scalars)
-      logging.info("step %d/%d  loss %.5g  |  %.2f steps/s  %.4g tokens/s  |  ETA %s", done,
-                   num_steps, scalars["loss"], scalars["steps_per_s"], scalars["tokens_per_s"],
-                   _eta((num_steps - done) / scalars["steps_per_s"]))
-      window_start, window_steps, window_tokens = time.perf_counter(), 0, []
+      if done % config.log_every == 0 or done == num_steps:
+        _check_finite(state, ckpt)
+        scalars = jax.device_get(metrics)
+        elapsed = time.perf_counter() - window_start
+        tokens = float(sum(float(t) for t in window_tokens))
+        scalars["steps_per_s"] = window_steps / elapsed
+        scalars["tokens_per_s"] = tokens / elapsed
+        writer.write(done, "train", scalars)
+        logging.info("step %d/%d  loss %.5g  |  %.2f steps/s  %.4g tokens/s  |  ETA %s", done,
+                     num_steps, scalars["loss"], scalars["steps_per_s"], scalars["tokens_per_s"],
+                     _eta((num_steps - done) / scalars["steps_per_s"]))
+        window_start, window_steps, window_tokens = time.perf_counter(), 0, []
 
-    evaluated = done % config.eval_every == 0 or done == num_steps
-    if evaluated:
-      _check_finite(state, ckpt)
-      eval_metrics = setup.evaluator(state.params)
-      if task.report is not None:
-        eval_metrics.update(task.report(state.params, done, str(workdir)) or {})
-      writer.write(done, "eval", eval_metrics)
-      logging.info("eval at step %d: %s", done,
-                   "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
-      window_start = time.perf_counter()  # eval time is not training throughput
+      evaluated = done % config.eval_every == 0 or done == num_steps
+      if evaluated:
+        _check_finite(state, ckpt)
+        eval_metrics = setup.evaluator(state.params)
+        if task.report is not None:
+          eval_metrics.update(task.report(state.params, done, str(workdir)) or {})
+        writer.write(done, "eval", eval_metrics)
+        logging.info("eval at step %d: %s", done,
+                     "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
+        window_start = time.perf_counter()  # eval time is not training throughput
 
-    is_best = evaluated and (best is None or better(eval_metrics[task.eval_metric], best))
-    if is_best:
-      best = eval_metrics[task.eval_metric]
-    if done % config.checkpoint_every == 0 or done == num_steps or is_best:
-      _check_finite(state, ckpt)
-      ckpt.save(done, state, metrics=eval_metrics if evaluated else None)
+      is_best = evaluated and (best is None or better(eval_metrics[task.eval_metric], best))
+      if is_best:
+        best = eval_metrics[task.eval_metric]
+      if done % config.checkpoint_every == 0 or done == num_steps or is_best:
+        _check_finite(state, ckpt)
+        ckpt.save(done, state, metrics=eval_metrics if evaluated else None)
 
-  ckpt.wait()
-  writer.close()
+    ckpt.wait()
+  finally:
+    writer.close()
   if eval_metrics is None:  # nothing left to train: the run was already complete
     eval_metrics = setup.evaluator(state.params)
   final = {"step": num_steps, "eval": eval_metrics, "best_step": ckpt.best_step(),
@@ -231,20 +233,24 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> dict:
   """Restores the 'best' or 'latest' checkpoint (or a step number) and returns its eval metrics."""
   workdir = Path(workdir)
-  setup = _Setup(config, workdir, read_only=True)
+  task = get_task(config)  # fails on a bad config before anything is restored
+  ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
+                                    task.eval_metric, task.eval_mode, read_only=True)
+  steps = ckpt.all_steps()
+  if not steps:
+    raise ValueError(f"workdir: no checkpoint in {workdir}/checkpoints")
   if checkpoint == "best":
-    step = setup.ckpt.best_step()
+    step = ckpt.best_step()
   elif checkpoint == "latest":
-    step = setup.ckpt.latest_step()
-  elif str(checkpoint).isdigit():
+    step = ckpt.latest_step()
+  elif str(checkpoint).isdigit() and int(checkpoint) in steps:
     step = int(checkpoint)
-    if step not in setup.ckpt.all_steps():
-      raise ValueError(f"checkpoint: no step {step} in {workdir}/checkpoints; "
-                       f"saved steps are {setup.ckpt.all_steps()}")
+  elif str(checkpoint).isdigit():
+    raise ValueError(f"checkpoint: no step {checkpoint} in {workdir}/checkpoints; saved steps are {steps}")
   else:
     raise ValueError(f"checkpoint: must be 'best', 'latest' or a step number, got {checkpoint!r}")
-  if step is None:
-    raise ValueError(f"workdir: no checkpoint in {workdir}/checkpoints")
+  ckpt.close()
+  setup = _Setup(config, workdir, read_only=True)
   state = setup.ckpt.restore(step, like=setup.state)
   metrics = setup.evaluator(state.params)
   if setup.task.report is not None:
