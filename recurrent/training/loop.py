@@ -185,6 +185,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
       state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
       window_steps += 1
       done = step + 1
+      if step == start and done % config.log_every:  # keep compilation out of the first rate
+        jax.block_until_ready(state.step)
+        window_start, window_steps, window_tokens = time.perf_counter(), 0, []
 
       if done % config.log_every == 0 or done == num_steps:
         _check_finite(state, ckpt)
