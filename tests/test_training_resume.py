@@ -29,7 +29,7 @@ def config():
 
 def final_state(workdir):
   setup = loop._Setup(config(), Path(workdir), read_only=True)
-  return setup.ckpt.restore(setup.ckpt.latest_step(), like=setup.state)
+  return setup.ckpt.restore(setup.ckpt.latest_step(), like=setup.initial_state())
 
 
 def finished_checkpoints(workdir):

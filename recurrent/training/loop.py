@@ -130,18 +130,22 @@ def _eta(seconds: float) -> str:
 
 
 class _Setup:
-  """What both training and evaluation build from a config: task, optimiser, mesh, state, checkpoints."""
+  """What training and evaluation build from a config: task, optimiser, mesh, checkpoints, evaluator."""
 
   def __init__(self, config, workdir: Path, read_only: bool = False):
     check_config(config)
     self.task = get_task(config)
     self.tx = make_optimizer(config.optim, config.num_steps)
     self.mesh = parallel.make_mesh(config.num_devices)
-    self.state = parallel.replicate(state_lib.init_state(self.task, self.tx, config.seed), self.mesh)
+    self.seed = config.seed
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
                                            read_only=read_only)
     self.evaluator = Evaluator(self.task, self.mesh, config.eval_batches)
+
+  def initial_state(self) -> state_lib.TrainState:
+    """The step-0 state, replicated over the mesh (the first compile)."""
+    return parallel.replicate(state_lib.init_state(self.task, self.tx, self.seed), self.mesh)
 
 
 def _check_finite(state, ckpt) -> None:
@@ -157,9 +161,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  setup = _Setup(config, workdir)  # every input error surfaces here, before any compile
+  setup = _Setup(config, workdir)  # bad values, an unknown task, missing data: before any compile
   write_or_check_config(config, workdir)
-  task, ckpt, mesh, state = setup.task, setup.ckpt, setup.mesh, setup.state
+  task, ckpt, mesh = setup.task, setup.ckpt, setup.mesh
+  state = setup.initial_state()
 
   logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
   start = ckpt.latest_step() or 0
@@ -254,7 +259,7 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
     raise ValueError(f"checkpoint: must be 'best', 'latest' or a step number, got {checkpoint!r}")
   ckpt.close()
   setup = _Setup(config, workdir, read_only=True)
-  state = setup.ckpt.restore(step, like=setup.state)
+  state = setup.ckpt.restore(step, like=setup.initial_state())
   metrics = setup.evaluator(state.params)
   if setup.task.report is not None:
     metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
