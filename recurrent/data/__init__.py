@@ -1,0 +1,1 @@
+"""Data: generators and loaders, each a module of pure functions."""
