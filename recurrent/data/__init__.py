@@ -1,1 +1,1 @@
-"""Data: generators and loaders, each a module of pure functions."""
+"""Data pipelines: loaders that read the shared data sets, and the padding/batching they share."""
