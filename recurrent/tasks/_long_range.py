@@ -59,7 +59,7 @@ def build_task(config, problem: Problem) -> Task:
   data_key = jax.random.fold_in(jax.random.key(config.seed), 0x10_a9)
   eval_key = jax.random.fold_in(jax.random.key(config.seed), 0xe7a1)
   example = problem.sample(eval_key, 1)["inputs"]
-  num_eval_batches = config.task.eval_batches
+  num_eval_batches = config.task.num_eval_batches
 
   def init_params(rng):
     return model.init(rng, example)["params"]
