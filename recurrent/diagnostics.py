@@ -250,13 +250,16 @@ def effective_horizon(profile_K, factor: float = 1000.0) -> float:
 
   ``profile_K`` is a gradient norm by distance (``by_distance``). Returns
   ``inf`` when the norm never falls that far within the measured range (the
-  horizon is longer than the sequence), and 0 for a zero gradient.
+  horizon is longer than the sequence), 0 for a zero gradient and NaN when
+  the gradient at k = 0 is not finite (a diverged model).
   """
   if not factor > 1:
     raise ValueError(f"factor: must be > 1, got {factor!r}")
   p = np.asarray(profile_K, dtype=np.float64)
   if p.ndim != 1 or p.size == 0:
     raise ValueError(f"profile_K: expected a non-empty 1-d array, got shape {p.shape}")
+  if not np.isfinite(p[0]):
+    return float("nan")
   if not p[0] > 0:
     return 0.0
   below = np.nonzero(~(p > p[0] / factor))[0]     # NaN counts as fallen

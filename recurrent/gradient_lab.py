@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import importlib
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -138,7 +139,7 @@ def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
       batch = problem.sample(jax.random.fold_in(data_key, step), config.batch_size)
       loss, grads = jax.value_and_grad(loss_of)(params, batch)
       updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), (loss, optax.global_norm(grads))
+      return (optax.apply_updates(params, updates), opt_state), (loss, optax.tree.norm(grads))
     (params, opt_state), (loss_N, gnorm_N) = jax.lax.scan(body, (params, opt_state), steps_N)
     return params, opt_state, jnp.mean(loss_N), jnp.mean(gnorm_N)
 
@@ -174,6 +175,7 @@ def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
   if 0 in checkpoints:
     measure(0)
   L = config.log_every
+  diverged = []
   t0 = None                          # the rate counts from the end of the first (compiling) chunk
   for start in range(0, config.num_steps, L):
     params, opt_state, loss_S, gnorm_S = chunk_fn(params, opt_state, data_keys,
@@ -189,9 +191,10 @@ def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
     speed = "compiled" if step == first else f"{rate:.0f} steps/s (x{S} seeds)"
     log(f"  [{arm.label}] step {step}/{config.num_steps}  train loss {np.median(loss_S):.4f}  "
         f"grad norm {np.median(gnorm_S):.3g}  {speed}")
-    if not np.all(np.isfinite(loss_S)):
-      log(f"  [{arm.label}] step {step}: the loss is not finite for seeds "
-          f"{np.nonzero(~np.isfinite(loss_S))[0].tolist()} (diverged)")
+    bad = np.nonzero(~np.isfinite(loss_S))[0].tolist()
+    if bad != diverged:
+      diverged = bad
+      log(f"  [{arm.label}] step {step}: the loss is not finite for seeds {bad} (diverged)")
     if step in checkpoints:
       measure(step)
   return {**{k: np.stack(v) for k, v in results.items()},
@@ -203,6 +206,13 @@ def horizons(grad_CSK: np.ndarray, factor: float) -> np.ndarray:
   """The effective horizon of every checkpoint and seed: [C, S]."""
   return np.array([[diagnostics.effective_horizon(p, factor) for p in per_seed]
                    for per_seed in grad_CSK])
+
+
+def format_horizon(h: float, K: int) -> str:
+  """'>K-1' when the gradient never fell far enough within K steps, 'diverged' for NaN."""
+  if np.isinf(h):
+    return f">{K - 1}"
+  return "diverged" if np.isnan(h) else f"{h:g}"
 
 
 def write_csvs(workdir: Path, config, results: dict[str, dict]) -> list[Path]:
@@ -262,9 +272,12 @@ def plot(path: Path, config, results: dict, title: str) -> Path:
       k = np.arange(rel.shape[1])
       h = np.median(horizons(r["grad"][c:c + 1], config.horizon_factor))
       color = f"C{i}"
-      ax.fill_between(k, np.nanmin(rel, 0), np.nanmax(rel, 0), color=color, alpha=0.2, lw=0)
-      ax.plot(k, np.nanmedian(rel, 0), color=color,
-              label=f"{arm.label}: horizon {'>' + str(len(k) - 1) if np.isinf(h) else f'{h:g}'}")
+      with warnings.catch_warnings():          # a diverged arm is all NaN: nothing to draw
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, mid, hi = np.nanmin(rel, 0), np.nanmedian(rel, 0), np.nanmax(rel, 0)
+      ax.fill_between(k, lo, hi, color=color, alpha=0.2, lw=0)
+      ax.plot(k, mid, color=color,
+              label=f"{arm.label}: horizon {format_horizon(h, len(k))}")
     k = np.arange(results[next(iter(results))]["grad"].shape[-1])
     ax.plot(k, 0.9 ** k, ":", color="grey", lw=1, label="0.9^k" if c == 0 else None)
     ax.plot(k, 1.1 ** k, "-.", color="grey", lw=1, label="1.1^k" if c == 0 else None)
@@ -286,7 +299,7 @@ def plot(path: Path, config, results: dict, title: str) -> Path:
 def table(config, results: dict) -> str:
   """Effective horizons (median over seeds) and final held-out loss against the baseline."""
   K = next(iter(results.values()))["grad"].shape[-1]
-  fmt = lambda h: f">{K - 1}" if np.isinf(h) else f"{h:g}"  # noqa: E731
+  fmt = lambda h: format_horizon(h, K)  # noqa: E731
   head = (f"{'arm':<28} {'horizon@init':>12} {'horizon@end':>11} {'jac horizon@init':>16} "
           f"{'final loss (median [min, max])':>32} {'baseline':>9} {'loss/base':>9}")
   lines = [head, "-" * len(head)]

@@ -163,6 +163,7 @@ def test_effective_horizon_on_made_up_curves():
   step = np.where(k < 7, 1.0, 1e-5)
   assert dg.effective_horizon(step) == 7
   assert dg.effective_horizon(np.zeros(5)) == 0.0
+  assert np.isnan(dg.effective_horizon(np.array([np.nan, 1.0])))    # diverged
   with pytest.raises(ValueError, match="factor"):
     dg.effective_horizon(step, factor=0.5)
 
