@@ -1,6 +1,6 @@
 """A character language model of The Adventures of Sherlock Holmes: bits per character and samples.
 
-    ./launch.sh char_lm                                  # LSTM, 256 units, 3000 steps of 32 x 128 bytes
+    ./launch.sh char_lm                                  # LSTM, 128 units, 2000 steps of 32 x 64 bytes
     ./launch.sh char_lm --config.model.cell=gru
     python -m experiments.train --config=configs/char_lm.py:smoke --workdir=/tmp/char_lm
 
@@ -21,14 +21,14 @@ def get_config(arg=None):
   config.task.path = ""                 # the book; "" = $RECURRENT_DATA_DIR/sherlock_holmes/1661-0.txt
   config.task.ascii_typography = True   # curly quotes -> ' and ", em dash -> --
   config.task.held_out_fraction = 0.1   # the book's last 10% (by position)
-  config.task.seq_len = 128             # bytes per training window (truncated BPTT length)
+  config.task.seq_len = 64              # bytes per training window (truncated BPTT length)
   config.task.eval_warmup = 64          # context bytes read, not scored, before each held-out window
   config.task.prompt = '"My dear Watson," said Holmes, "'
   config.task.temperatures = (0.5, 1.0)
   config.task.sample_len = 300          # bytes sampled after the prompt
 
   config.model.cell = "lstm"
-  config.model.hidden_sizes = (256,)
+  config.model.hidden_sizes = (128,)    # sized for a CPU budget of ~10 minutes
   config.model.bidirectional = False    # a language model reads left to right
   config.model.merge = "concat"
   config.model.dropout = 0.0
@@ -41,7 +41,7 @@ def get_config(arg=None):
   config.optim.clip_norm = 1.0
 
   config.batch_size = 32
-  config.num_steps = 3000
+  config.num_steps = 2000
   config.log_every = 100
   config.eval_every = 500
   config.checkpoint_every = 500

@@ -15,7 +15,7 @@ from recurrent.tasks import case_correction, get_task
 
 SENTENCES = ("The cat sat on the mat. Mr. Holmes ran after it. I saw him go. "
              "\u201cWhy?\u201d said Watson. \u201cBecause,\u201d said he. ")
-HELD_OUT = "0123456789 " * 30   # no letters, so a training crop that leaks from here is caught
+HELD_OUT = "0123456789 Q. " * 30   # digits only here: a training crop that leaks from here is caught
 
 
 @pytest.fixture()
@@ -169,3 +169,12 @@ def test_config_variants():
   assert c.eval_every == 288 and c.model.hidden_sizes == (32,)
   sweep = case_config.get_sweep()
   assert set(sweep["model.cell"]) == {"rnn", "gru", "lstm"}
+
+
+def test_smoke_config_trains_through_the_harness(book, tmp_path):
+  from recurrent.training.loop import train_and_evaluate
+  path, fraction = book
+  final = train_and_evaluate(smoke_config(path, fraction, "smoke,bidirectional"), tmp_path / "run")
+  assert final["step"] == 6 and 0.0 <= final["eval"]["accuracy"] <= 1.0
+  assert {"changed_accuracy", "test_sentence_accuracy", "epoch"} <= set(final["eval"])
+  assert len((tmp_path / "run" / "fixed_sentence.txt").read_text().splitlines()) == 2 + 2

@@ -145,3 +145,10 @@ def test_empty_prompt_fails(config):
   config.task.prompt = ""
   with pytest.raises(ValueError, match="task.prompt"):
     get_task(config)
+
+
+def test_smoke_config_trains_through_the_harness(config, tmp_path):
+  from recurrent.training.loop import train_and_evaluate
+  final = train_and_evaluate(config, tmp_path / "run")
+  assert final["step"] == 6 and 0.0 < final["eval"]["bpc"] < 9.0
+  assert (tmp_path / "run" / "samples.txt").read_text().count("--- step 6, temperature") == 2
