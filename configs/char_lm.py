@@ -1,6 +1,6 @@
 """A character language model of The Adventures of Sherlock Holmes: bits per character and samples.
 
-    ./launch.sh char_lm                                  # LSTM, 128 units, 2000 steps of 32 x 64 bytes
+    ./launch.sh char_lm                                  # LSTM, 128 units, 1500 steps of 32 x 64 bytes
     ./launch.sh char_lm --config.model.cell=gru
     python -m experiments.train --config=configs/char_lm.py:smoke --workdir=/tmp/char_lm
 
@@ -41,7 +41,7 @@ def get_config(arg=None):
   config.optim.clip_norm = 1.0
 
   config.batch_size = 32
-  config.num_steps = 2000
+  config.num_steps = 1500
   config.log_every = 100
   config.eval_every = 500
   config.checkpoint_every = 500

@@ -36,10 +36,14 @@ def smoke_config(path, fraction, arg="smoke"):
   return config
 
 
+def numpy_log_softmax(logits):
+  z = np.asarray(logits, np.float64)
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
 def numpy_metrics(logits, inputs, targets, lengths):
-  logits = np.asarray(logits, np.float64)
-  logp = logits - logits.max(-1, keepdims=True)
-  logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+  logp = numpy_log_softmax(logits)
   ce = total = correct = changed = changed_correct = 0.0
   for b, L in enumerate(lengths):
     for t in range(L):
@@ -178,3 +182,4 @@ def test_smoke_config_trains_through_the_harness(book, tmp_path):
   assert final["step"] == 6 and 0.0 <= final["eval"]["accuracy"] <= 1.0
   assert {"changed_accuracy", "test_sentence_accuracy", "epoch"} <= set(final["eval"])
   assert len((tmp_path / "run" / "fixed_sentence.txt").read_text().splitlines()) == 2 + 2
+

@@ -78,20 +78,8 @@ def build(config) -> Task:
   logging.info("case_correction: %d training bytes, %d held out; one epoch = %d steps of %d crops",
                len(train), len(held_out), epoch_steps, B)
 
-  model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=text.VOCAB_SIZE)
-
-  def logits_fn(params, inputs_BT, lengths_B, rng=None):
-    x_BTV = jax.nn.one_hot(inputs_BT, text.VOCAB_SIZE)
-    rngs = {"dropout": rng} if rng is not None else {}
-    return model.apply({"params": params}, x_BTV, lengths_B, deterministic=rng is None, rngs=rngs)
-
-  def init_params(rng):
-    x = jnp.zeros((1, t.max_len), jnp.int32)
-    x_BTV = jax.nn.one_hot(x, text.VOCAB_SIZE)
-    return model.init(rng, x_BTV, jnp.full((1,), t.max_len, jnp.int32))["params"]
-
-  def loss_fn(params, batch, rng):
-    return case_metrics(logits_fn(params, batch["inputs"], batch["lengths"], rng), batch)
+  init_params, loss_fn, predict = make_tagger(config)
+  predict = jax.jit(predict)
 
   def train_batch(step):
     return make_pair(*text.random_crops(train, seed, step, B, t.min_len, t.max_len))
@@ -101,8 +89,6 @@ def build(config) -> Task:
   def eval_batches():
     for i in range(0, len(eval_pieces), B):
       yield make_pair(*text.pad_batch(eval_pieces[i:i + B], t.max_len, B))
-
-  predict = jax.jit(lambda params, x_BT: jnp.argmax(logits_fn(params, x_BT, None), -1))
 
   def report(params, step, workdir):
     out, acc, changed = correct_sentence(predict, params, t.test_input, t.test_target)
@@ -116,11 +102,35 @@ def build(config) -> Task:
         if new:
           f.write(f"input  {t.test_input}\ntarget {t.test_target}\n")
         f.write(line + "\n")
-    return {"epoch": epoch, "test_sentence_accuracy": acc, "test_sentence_changed_accuracy": changed}
+    return {"epoch": epoch, "test_sentence_accuracy": acc,
+            "test_sentence_changed_accuracy": changed}
 
   return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["lengths"])),
               eval_metric="accuracy", eval_mode="max", report=report)
+
+
+def make_tagger(config):
+  """A many-to-many RNN on one-hot bytes: (init_params, loss_fn, predict)."""
+  t = config.task
+  model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=text.VOCAB_SIZE)
+
+  def logits_fn(params, inputs_BT, lengths_B, rng=None):
+    x_BTV = jax.nn.one_hot(inputs_BT, text.VOCAB_SIZE)
+    rngs = {"dropout": rng} if rng is not None else {}
+    return model.apply({"params": params}, x_BTV, lengths_B, deterministic=rng is None, rngs=rngs)
+
+  def init_params(rng):
+    x_BTV = jax.nn.one_hot(jnp.zeros((1, t.max_len), jnp.int32), text.VOCAB_SIZE)
+    return model.init(rng, x_BTV, jnp.full((1,), t.max_len, jnp.int32))["params"]
+
+  def loss_fn(params, batch, rng):
+    return case_metrics(logits_fn(params, batch["inputs"], batch["lengths"], rng), batch)
+
+  def predict(params, inputs_BT, lengths_B):
+    return jnp.argmax(logits_fn(params, inputs_BT, lengths_B), -1)
+
+  return init_params, loss_fn, predict
 
 
 def printable(s: str) -> str:
@@ -136,7 +146,7 @@ def correct_sentence(predict, params, sentence: str, target: str) -> tuple[str, 
   if len(x) != len(y) or not np.array_equal(text.lowercase_ascii(y), x):
     raise ValueError(f"task.test_input: must be task.test_target with ASCII capitals lowered, got "
                      f"{sentence!r} for {target!r}")
-  pred = np.asarray(predict(params, x[None, :]))[0]
+  pred = np.asarray(predict(params, x[None, :], np.array([len(x)], np.int32)))[0, :len(y)]
   changed = x != y
   return (printable(text.decode(pred)), float(np.mean(pred == y)),
           float(np.mean(pred[changed] == y[changed])) if changed.any() else 1.0)
