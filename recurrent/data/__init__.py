@@ -1,1 +1,1 @@
-"""Data pipelines: each loader takes an explicit path, defaulting to ``$RECURRENT_DATA_DIR``."""
+"""Data pipelines: loaders that read the shared data sets, and the padding/batching they share."""

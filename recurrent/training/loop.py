@@ -161,6 +161,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   write_or_check_config(config, workdir)
   task, ckpt, mesh, state = setup.task, setup.ckpt, setup.mesh, setup.state
 
+  logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
   start = ckpt.latest_step() or 0
   if start:
     state = ckpt.restore(start, like=state)

@@ -1,0 +1,188 @@
+"""Sweeps: a config's ``get_sweep()`` expanded into points, each trained in its own sub-workdir.
+
+    def get_sweep():                     # in configs/NAME.py, next to get_config
+      return {"model.cell": ["rnn", "gru"], "optim.learning_rate": [1e-3, 3e-3]}   # a product
+      # or a list of override dicts: [{"model.cell": "rnn"}, {"model.cell": "gru", "batch_size": 64}]
+
+    ./launch.sh sweep configs/NAME.py --workdir=DIR [--parallel=N]
+
+Each point runs ``python -m experiments.train`` as a subprocess in
+``DIR/<name from its overrides>``: a finished point (``final.json`` present) is
+skipped, an interrupted one resumes from its checkpoints, a failing one is
+recorded with its error's last line and does not stop the others. The summary
+goes to ``DIR/summary.csv`` and ``DIR/sweep.png`` (eval curves overlaid; final
+and best metric per point).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from recurrent.training.metrics import curve, read_jsonl
+
+
+def product(grid: dict) -> list[dict]:
+  """{field: [values]} -> every combination, as override dicts (the first field varies slowest)."""
+  keys = list(grid)
+  for k in keys:
+    if not isinstance(grid[k], (list, tuple)) or not grid[k]:
+      raise ValueError(f"sweep: {k!r} must map to a non-empty list of values, got {grid[k]!r}")
+  return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def expand(sweep) -> list[dict]:
+  """A ``get_sweep()`` result (a list of override dicts, or a dict of lists = their product) -> points."""
+  points = product(sweep) if isinstance(sweep, dict) else list(sweep)
+  for p in points:
+    if not isinstance(p, dict) or not p:
+      raise ValueError(f"sweep: every point must be a non-empty dict of overrides, got {p!r}")
+  names = [point_name(p) for p in points]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    raise ValueError(f"sweep: points repeat: {dup}")
+  return points
+
+
+def format_value(v) -> str:
+  """A value as ``--config.FIELD=`` reads it back (tuples as '(1,2)')."""
+  if isinstance(v, (tuple, list)):
+    return "(" + ",".join(format_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+  return str(v)
+
+
+def point_name(overrides: dict) -> str:
+  """A directory name from the overrides: 'model.cell=gru,optim.learning_rate=0.001'."""
+  name = ",".join(f"{k}={format_value(v)}" for k, v in overrides.items())
+  return re.sub(r"[^A-Za-z0-9_.,=()+-]", "_", name)
+
+
+def override_args(overrides: dict) -> list[str]:
+  return [f"--config.{k}={format_value(v)}" for k, v in overrides.items()]
+
+
+@dataclasses.dataclass
+class Result:
+  name: str
+  overrides: dict
+  status: str          # done | skipped (finished before) | failed
+  error: str = ""      # the last line of the failing run's log
+
+
+TRAIN = (sys.executable, "-m", "experiments.train")
+
+
+def run_point(config_arg: str, workdir: Path, overrides: dict, cwd: str | os.PathLike,
+              train=TRAIN) -> Result:
+  """Trains one point in ``workdir / point_name`` (a subprocess of ``train``, experiments.train)."""
+  name = point_name(overrides)
+  sub = workdir / name
+  if (sub / "final.json").exists():
+    return Result(name, overrides, "skipped")
+  sub.mkdir(parents=True, exist_ok=True)
+  cmd = [*train, f"--config={config_arg}", f"--workdir={sub}",
+         *override_args(overrides)]
+  with open(sub / "train.log", "ab") as log:
+    rc = subprocess.call(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+  if rc == 0:
+    return Result(name, overrides, "done")
+  lines = [l for l in (sub / "train.log").read_text(errors="replace").splitlines() if l.strip()]
+  return Result(name, overrides, "failed", lines[-1].strip() if lines else f"exit status {rc}")
+
+
+def run_sweep(config_arg: str, points: list[dict], workdir: str | os.PathLike, parallel: int = 1,
+              cwd: str | os.PathLike = ".", echo=print, train=TRAIN) -> list[Result]:
+  """Runs every point (``parallel`` at a time), then writes summary.csv and sweep.png."""
+  if parallel < 1:
+    raise ValueError(f"parallel: must be >= 1, got {parallel}")
+  workdir = Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+    futures = [pool.submit(run_point, config_arg, workdir, p, cwd, train) for p in points]
+    results = []
+    for f in futures:
+      r = f.result()
+      echo(f"[{len(results) + 1}/{len(points)}] {r.name}: {r.status} {r.error}".rstrip())
+      results.append(r)
+  write_summary(workdir, results)
+  plot_sweep(workdir, results)
+  return results
+
+
+def _eval_metric(sub: Path) -> str | None:
+  final = sub / "final.json"
+  if final.exists():
+    return next(iter(json.loads(final.read_text())["best"]))
+  return None
+
+
+def summarize(workdir: Path, r: Result) -> dict:
+  """One summary row: overrides, status, last step, final eval metric, best (of a finished run)."""
+  sub = workdir / r.name
+  records = read_jsonl(sub / "metrics.jsonl")
+  metric = _eval_metric(sub) or "loss"
+  steps, values = curve(records, "eval", metric)
+  row = {"name": r.name, **r.overrides, "status": r.status, "metric": metric,
+         "last_step": max((rec["step"] for rec in records), default=0),
+         "final": values[-1] if values else "", "best": "", "best_step": "", "error": r.error}
+  final = sub / "final.json"
+  if final.exists():
+    f = json.loads(final.read_text())
+    row["best"], row["best_step"] = f["best"][metric], f["best_step"]
+  return row
+
+
+def write_summary(workdir: Path, results: list[Result]) -> Path:
+  rows = [summarize(workdir, r) for r in results]
+  fields = list(dict.fromkeys(k for row in rows for k in row))
+  path = workdir / "summary.csv"
+  with path.open("w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+  return path
+
+
+def plot_sweep(workdir: Path, results: list[Result]) -> Path:
+  """Eval curves of every point overlaid (left) and final vs best metric per point (right)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = [summarize(workdir, r) for r in results]
+  fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
+  for r, row in zip(results, rows):
+    steps, values = curve(read_jsonl(workdir / r.name / "metrics.jsonl"), "eval", row["metric"])
+    if steps:
+      ax.plot(steps, values, "o-", markersize=3, label=r.name)
+  metric = rows[0]["metric"] if rows else "loss"
+  ax.set_xlabel("step")
+  ax.set_ylabel(f"eval {metric}")
+  if ax.lines:
+    ax.legend(fontsize=7)
+  idx = range(len(rows))
+  final = [row["final"] if row["final"] != "" else float("nan") for row in rows]
+  best = [row["best"] if row["best"] != "" else float("nan") for row in rows]
+  bx.bar([i - 0.2 for i in idx], final, 0.4, label="final")
+  bx.bar([i + 0.2 for i in idx], best, 0.4, label="best")
+  bx.set_xticks(list(idx), [f"{row['name']}\n({row['status']})" for row in rows], rotation=30,
+                ha="right", fontsize=7)
+  bx.set_ylabel(f"eval {metric}")
+  bx.legend()
+  known = [v for v in final + best if v == v]
+  if known and all(v > 0 for v in known):
+    ax.set_yscale("log")
+    bx.set_yscale("log")
+  fig.tight_layout()
+  path = workdir / "sweep.png"
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
