@@ -1,0 +1,86 @@
+"""Seed 004's case-correction demo: restore the capitals of lowercased Sherlock Holmes, byte by byte.
+
+    ./launch.sh case_correction                                    # tanh RNN, 32 units, 10 epochs
+    ./launch.sh case_correction --config=configs/case_correction.py:cell=gru,bidirectional
+    ./launch.sh sweep configs/case_correction.py --workdir=runs/case_sweep   # cells x directions
+    python -m experiments.train --config=configs/case_correction.py:smoke --workdir=/tmp/case
+
+Variants (comma-separated): ``cell=rnn|gru|lstm``, ``bidirectional``, ``smoke``.
+The book is ``$RECURRENT_DATA_DIR/sherlock_holmes/1661-0.txt`` unless
+``--config.task.path=...``. Expect the held-out byte accuracy to pass 99%
+and the fixed sentence (``<workdir>/fixed_sentence.txt``, one line per
+epoch) to go from padding bytes to "... "It may be so, or it may not, mr.
+Holmes," ...": a unidirectional model cannot know that the "m" of "mr."
+starts a title, a bidirectional one can.
+"""
+
+from configs import base
+
+CELLS = ("rnn", "gru", "lstm")
+# Bytes of 1661-0.txt after ascii_typography, less the 10% held out (recurrent.data.text):
+# one epoch = ceil(506211 / (32 * 55)) = 288 steps of 32 crops.
+TRAIN_BYTES = 506_211
+
+
+def get_config(arg=None):
+  config = base.base_config()
+  config.task.name = "case_correction"
+  config.task.path = ""                    # the book; "" = $RECURRENT_DATA_DIR/sherlock_holmes/1661-0.txt
+  config.task.ascii_typography = True      # curly quotes -> ' and ", em dash -> -- (the seed's ASCII text)
+  config.task.held_out_fraction = 0.1      # the book's last 10% (by position) is the held-out split
+  config.task.train_bytes = 0              # train on the first N bytes of the training part; 0 = all
+  config.task.min_len = 10                 # crop lengths, uniform in [min_len, max_len] (the seed's 10-100)
+  config.task.max_len = 100
+  config.task.architecture = "tagger"      # one output per input byte, aligned
+  config.task.epochs = 10                  # for the record: num_steps below is epochs * steps per epoch
+  config.task.test_input = ('upon his pale face. "it may be so, or it may not, mr. holmes," said he, '
+                            '"but if you are so very sharp')
+  config.task.test_target = ('upon his pale face. "It may be so, or it may not, Mr. Holmes," said he, '
+                             '"but if you are so very sharp')
+
+  config.model.cell = "rnn"                # the seed's tanh RNN
+  config.model.hidden_sizes = (32,)        # a 32-dimensional hidden state (per direction)
+  config.model.bidirectional = False
+  config.model.merge = "concat"
+  config.model.dropout = 0.0
+  config.model.residual = False
+
+  config.optim.name = "adam"
+  config.optim.learning_rate = 1e-3
+  config.optim.schedule = "constant"
+  config.optim.clip_norm = 0.0
+
+  steps_per_epoch = -(-TRAIN_BYTES // (32 * 55))
+  config.batch_size = 32
+  config.num_steps = config.task.epochs * steps_per_epoch
+  config.log_every = 48
+  config.eval_every = steps_per_epoch      # the fixed sentence after every epoch
+  config.checkpoint_every = steps_per_epoch
+  config.keep_checkpoints = 1
+  return base.finalize(config, _apply_variants(config, arg))
+
+
+def _apply_variants(config, arg):
+  """Applies this config's variants; returns what is left for base.finalize (smoke)."""
+  rest = []
+  for v in [a for a in (arg or "").split(",") if a]:
+    if v.startswith("cell="):
+      cell = v[len("cell="):]
+      if cell not in CELLS:
+        raise ValueError(f"config arg: cell must be one of {CELLS}, got {cell!r}")
+      config.model.cell = cell
+    elif v == "bidirectional":
+      config.model.bidirectional = True
+    elif v == "smoke":
+      rest.append(v)
+      config.task.max_len = 20
+      config.task.min_len = 5
+    else:
+      raise ValueError(f"config arg: unknown variant {v!r}; this config knows "
+                       f"['cell=rnn|gru|lstm', 'bidirectional', 'smoke']")
+  return ",".join(rest)
+
+
+def get_sweep():
+  """The comparison table: every cell, one direction and both."""
+  return {"model.cell": list(CELLS), "model.bidirectional": [False, True]}

@@ -1,0 +1,152 @@
+"""Case correction (seed 004's RNN demo): restore the capitals of lowercased text, byte by byte.
+
+Shape legend: B batch, T time (bytes), V = 256 byte values.
+
+Data: random crops of ``min_len`` to ``max_len`` bytes of *The Adventures of
+Sherlock Holmes* (``recurrent.data.text``); the input is the crop with its
+ASCII capitals lowered, the target is the crop itself, so input and target
+are aligned byte for byte. Inputs are 256-dimensional one-hot vectors and
+the output is a 256-way softmax over bytes, as in the seed:
+
+    x_t = onehot(lower(c_t)),  h_t = cell(h_{t-1}, x_t),  p(c_t | x) = softmax(W h_t + b)
+    loss = -(1/N) sum_{b, t < L_b} log p(c_{b,t} | x_b)            (padding excluded)
+
+A unidirectional model sees only the past (the seed's point: it cannot know
+that the "m" of "mr." starts a title); ``model.bidirectional`` lets every
+output see the whole crop. Metrics: ``accuracy`` over every byte and
+``changed_accuracy`` over the bytes whose case changes (the capitals of the
+target); copying the input scores ~97% on the first and 0% on the second.
+
+An epoch is ``steps_per_epoch`` = ceil(N_train / (B * mean crop length))
+steps; the report, at each evaluation, prints the model's output on the
+seed's fixed test sentence with the epoch, and appends it to
+``<workdir>/fixed_sentence.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from recurrent.data import text
+from recurrent.models import SequenceTagger, rnn_kwargs
+from recurrent.tasks.base import Task
+
+ARCHITECTURES = ("tagger",)
+
+
+def make_pair(crops_BT: np.ndarray, lengths_B: np.ndarray) -> dict:
+  """A batch from padded crops: inputs lowered (ASCII only), targets as cased, with lengths."""
+  return {"inputs": text.lowercase_ascii(crops_BT), "targets": crops_BT, "lengths": lengths_B}
+
+
+def case_metrics(logits_BTV, batch) -> tuple[jax.Array, dict]:
+  """Mean cross-entropy over valid bytes and the (total, count) metrics."""
+  inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
+  T = targets_BT.shape[1]
+  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  changed_BT = valid_BT & (inputs_BT != targets_BT)
+  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, targets_BT)
+  correct_BT = jnp.argmax(logits_BTV, -1) == targets_BT
+  n = jnp.sum(valid_BT)
+  total_ce = jnp.sum(jnp.where(valid_BT, ce_BT, 0.0))
+  metrics = {
+      "loss": (total_ce, n),
+      "accuracy": (jnp.sum(correct_BT & valid_BT), n),
+      "changed_accuracy": (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT)),
+  }
+  return total_ce / jnp.maximum(n, 1), metrics
+
+
+def build(config) -> Task:
+  t = config.task
+  if t.architecture not in ARCHITECTURES:
+    raise ValueError(f"task.architecture: must be one of {ARCHITECTURES}, got {t.architecture!r}")
+  book = text.read_text(t.path)
+  if t.ascii_typography:
+    book = text.ascii_typography(book)
+  train, held_out = text.split(text.encode(book), t.held_out_fraction)
+  if t.train_bytes:
+    train = train[:t.train_bytes]
+  seed, B = config.seed, config.batch_size
+  epoch_steps = text.steps_per_epoch(len(train), B, t.min_len, t.max_len)
+  logging.info("case_correction: %d training bytes, %d held out; one epoch = %d steps of %d crops",
+               len(train), len(held_out), epoch_steps, B)
+
+  init_params, loss_fn, predict = make_tagger(config)
+  predict = jax.jit(predict)
+
+  def train_batch(step):
+    return make_pair(*text.random_crops(train, seed, step, B, t.min_len, t.max_len))
+
+  eval_pieces = text.consecutive_crops(held_out, seed, t.min_len, t.max_len)
+
+  def eval_batches():
+    for i in range(0, len(eval_pieces), B):
+      yield make_pair(*text.pad_batch(eval_pieces[i:i + B], t.max_len, B))
+
+  def report(params, step, workdir):
+    out, acc, changed = correct_sentence(predict, params, t.test_input, t.test_target)
+    epoch = step / epoch_steps
+    line = f"epoch {epoch:5.2f} step {step:6d}: {out}"
+    logging.info("case_correction: %s", line)
+    if workdir:
+      path = os.path.join(workdir, "fixed_sentence.txt")
+      new = not os.path.exists(path)
+      with open(path, "a", encoding="utf-8") as f:
+        if new:
+          f.write(f"input  {t.test_input}\ntarget {t.test_target}\n")
+        f.write(line + "\n")
+    return {"epoch": epoch, "test_sentence_accuracy": acc,
+            "test_sentence_changed_accuracy": changed}
+
+  return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
+              eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["lengths"])),
+              eval_metric="accuracy", eval_mode="max", report=report)
+
+
+def make_tagger(config):
+  """A many-to-many RNN on one-hot bytes: (init_params, loss_fn, predict)."""
+  t = config.task
+  model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=text.VOCAB_SIZE)
+
+  def logits_fn(params, inputs_BT, lengths_B, rng=None):
+    x_BTV = jax.nn.one_hot(inputs_BT, text.VOCAB_SIZE)
+    rngs = {"dropout": rng} if rng is not None else {}
+    return model.apply({"params": params}, x_BTV, lengths_B, deterministic=rng is None, rngs=rngs)
+
+  def init_params(rng):
+    x_BTV = jax.nn.one_hot(jnp.zeros((1, t.max_len), jnp.int32), text.VOCAB_SIZE)
+    return model.init(rng, x_BTV, jnp.full((1,), t.max_len, jnp.int32))["params"]
+
+  def loss_fn(params, batch, rng):
+    return case_metrics(logits_fn(params, batch["inputs"], batch["lengths"], rng), batch)
+
+  def predict(params, inputs_BT, lengths_B):
+    return jnp.argmax(logits_fn(params, inputs_BT, lengths_B), -1)
+
+  return init_params, loss_fn, predict
+
+
+def printable(s: str) -> str:
+  """One visible character per character: NUL (padding) -> ␀, newline -> ↵, other controls -> �."""
+  return "".join(c if c.isprintable() else {"\x00": "\u2400", "\n": "\u21b5"}.get(c, "\ufffd")
+                 for c in s)
+
+
+def correct_sentence(predict, params, sentence: str, target: str) -> tuple[str, float, float]:
+  """The model's output on one sentence (decoded), its byte accuracy and its accuracy on capitals."""
+  x = text.encode(sentence).astype(np.int32)
+  y = text.encode(target).astype(np.int32)
+  if len(x) != len(y) or not np.array_equal(text.lowercase_ascii(y), x):
+    raise ValueError(f"task.test_input: must be task.test_target with ASCII capitals lowered, got "
+                     f"{sentence!r} for {target!r}")
+  pred = np.asarray(predict(params, x[None, :], np.array([len(x)], np.int32)))[0, :len(y)]
+  changed = x != y
+  return (printable(text.decode(pred)), float(np.mean(pred == y)),
+          float(np.mean(pred[changed] == y[changed])) if changed.any() else 1.0)

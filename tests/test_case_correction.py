@@ -1,0 +1,185 @@
+"""Case correction: metrics against NumPy, the batch pipeline, a few Adam steps, the report."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import case_correction as case_config
+from recurrent.data import text
+from recurrent.models import SequenceTagger, rnn_kwargs
+from recurrent.tasks import case_correction, get_task
+
+SENTENCES = ("The cat sat on the mat. Mr. Holmes ran after it. I saw him go. "
+             "\u201cWhy?\u201d said Watson. \u201cBecause,\u201d said he. ")
+HELD_OUT = "0123456789 Q. " * 30   # digits only here: a training crop that leaks from here is caught
+
+
+@pytest.fixture()
+def book(tmp_path):
+  path = tmp_path / "book.txt"
+  body = SENTENCES * 30
+  path.write_text(body + HELD_OUT, encoding="utf-8")
+  n_held = len(HELD_OUT)
+  return str(path), n_held / (len(text.ascii_typography(body).encode()) + n_held)
+
+
+def smoke_config(path, fraction, arg="smoke"):
+  config = case_config.get_config(arg)
+  config.task.path = path
+  config.task.held_out_fraction = fraction
+  config.task.test_input = 'it may be so, mr. holmes," said he'
+  config.task.test_target = 'It may be so, Mr. Holmes," said he'
+  return config
+
+
+def numpy_log_softmax(logits):
+  z = np.asarray(logits, np.float64)
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def numpy_metrics(logits, inputs, targets, lengths):
+  logp = numpy_log_softmax(logits)
+  ce = total = correct = changed = changed_correct = 0.0
+  for b, L in enumerate(lengths):
+    for t in range(L):
+      y = targets[b, t]
+      ce -= logp[b, t, y]
+      total += 1
+      hit = np.argmax(logits[b, t]) == y
+      correct += hit
+      if inputs[b, t] != y:
+        changed += 1
+        changed_correct += hit
+  return ce / total, {"loss": (ce, total), "accuracy": (correct, total),
+                      "changed_accuracy": (changed_correct, changed)}
+
+
+def test_case_metrics_against_numpy():
+  rng = np.random.default_rng(0)
+  targets = rng.choice(np.array([65, 66, 97, 98, 46]), size=(3, 6)).astype(np.int32)
+  inputs = text.lowercase_ascii(targets)
+  lengths = np.array([6, 2, 0], np.int32)
+  logits = rng.normal(size=(3, 6, 256)).astype(np.float32)
+  logits[0, :, 65] += 3.0                           # make a few predictions right
+  batch = {"inputs": inputs, "targets": targets, "lengths": lengths}
+  loss, metrics = case_correction.case_metrics(jnp.asarray(logits), batch)
+  want_loss, want = numpy_metrics(logits, inputs, targets, lengths)
+  np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  for k, (tot, cnt) in want.items():
+    np.testing.assert_allclose(metrics[k][0], tot, rtol=1e-5, err_msg=k)
+    assert int(metrics[k][1]) == cnt, k
+
+
+def test_batches_are_aligned_pure_and_from_their_split(book):
+  path, fraction = book
+  task = get_task(smoke_config(path, fraction))
+  b1, b2 = task.train_batch(5), task.train_batch(5)
+  for k in b1:
+    np.testing.assert_array_equal(b1[k], b2[k])
+  assert not np.array_equal(task.train_batch(6)["targets"], b1["targets"])
+  held = set(text.encode(HELD_OUT).tolist())
+  for step in range(20):
+    b = task.train_batch(step)
+    np.testing.assert_array_equal(b["inputs"], text.lowercase_ascii(b["targets"]))
+    valid = np.arange(20)[None, :] < b["lengths"][:, None]
+    assert (b["targets"][~valid] == text.PAD).all()
+    assert not set(b["targets"][valid].tolist()) & (set(b"0123456789"))
+  pieces = [b["targets"][i, :L] for b in task.eval_batches() for i, L in enumerate(b["lengths"])]
+  assert text.decode(np.concatenate(pieces)) == HELD_OUT[-len(np.concatenate(pieces)):]
+  assert set(np.concatenate(pieces).tolist()) <= held
+  shapes = {b["inputs"].shape for b in task.eval_batches()}
+  assert shapes == {(8, 20)}                          # a static shape, the last batch padded with empty rows
+
+
+def test_loss_fn_is_the_models_masked_cross_entropy(book):
+  path, fraction = book
+  config = smoke_config(path, fraction, "smoke,cell=gru,bidirectional")
+  task = get_task(config)
+  params = task.init_params(jax.random.key(0))
+  batch = task.train_batch(0)
+  loss_fn = jax.jit(lambda p, b: task.loss_fn(p, b, None))
+  loss, metrics = loss_fn(params, batch)
+  model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=256)
+  logits = jax.jit(model.apply)({"params": params}, jax.nn.one_hot(batch["inputs"], 256),
+                                batch["lengths"])
+  want_loss, want = numpy_metrics(logits, batch["inputs"], batch["targets"], batch["lengths"])
+  np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics["changed_accuracy"][1], want["changed_accuracy"][1])
+  # padding content does not matter
+  garbage = dict(batch, inputs=np.where(batch["inputs"] == 0, 120, batch["inputs"]))
+  np.testing.assert_allclose(loss_fn(params, garbage)[0], loss, rtol=1e-6)
+
+
+def test_a_few_adam_steps_lower_the_loss(book):
+  path, fraction = book
+  config = smoke_config(path, fraction, "smoke,cell=lstm")
+  task = get_task(config)
+  params = task.init_params(jax.random.key(0))
+  tx = optax.adam(1e-2)
+  opt = tx.init(params)
+
+  @jax.jit
+  def step(params, opt, batch):
+    (loss, _), g = jax.value_and_grad(task.loss_fn, has_aux=True)(params, batch, None)
+    updates, opt = tx.update(g, opt)
+    return optax.apply_updates(params, updates), opt, loss
+
+  losses = []
+  for s in range(40):
+    params, opt, loss = step(params, opt, task.train_batch(s))
+    losses.append(float(loss))
+  assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+
+
+def test_report_logs_the_fixed_sentence(book, tmp_path):
+  path, fraction = book
+  task = get_task(smoke_config(path, fraction))
+  params = task.init_params(jax.random.key(0))
+  out = task.report(params, 3, str(tmp_path))
+  out = task.report(params, 6, str(tmp_path))
+  lines = (tmp_path / "fixed_sentence.txt").read_text(encoding="utf-8").splitlines()
+  assert lines[0] == 'input  it may be so, mr. holmes," said he' and len(lines) == 4
+  assert lines[3].startswith("epoch ") and " step      6: " in lines[3]
+  assert 0.0 <= out["test_sentence_accuracy"] <= 1.0 and out["epoch"] > 0
+
+
+def test_bad_settings_fail_naming_the_field(book, tmp_path):
+  path, fraction = book
+  config = smoke_config(path, fraction)
+  config.task.test_target = "It may be so, Mr. Holmes, said he"
+  task = get_task(config)
+  with pytest.raises(ValueError, match="task.test_input"):
+    task.report(task.init_params(jax.random.key(0)), 1, "")
+  config.task.architecture = "transformer"
+  with pytest.raises(ValueError, match="task.architecture"):
+    get_task(config)
+  config = smoke_config(str(tmp_path / "missing.txt"), fraction)
+  with pytest.raises(FileNotFoundError, match="missing.txt"):
+    get_task(config)
+  with pytest.raises(ValueError, match="unknown variant 'bidi'"):
+    case_config.get_config("bidi")
+  with pytest.raises(ValueError, match="cell must be one of"):
+    case_config.get_config("cell=mlp")
+
+
+def test_config_variants():
+  c = case_config.get_config("cell=gru,bidirectional")
+  assert c.model.cell == "gru" and c.model.bidirectional and c.num_steps == 2880
+  assert c.eval_every == 288 and c.model.hidden_sizes == (32,)
+  sweep = case_config.get_sweep()
+  assert set(sweep["model.cell"]) == {"rnn", "gru", "lstm"}
+
+
+def test_smoke_config_trains_through_the_harness(book, tmp_path):
+  from recurrent.training.loop import train_and_evaluate
+  path, fraction = book
+  final = train_and_evaluate(smoke_config(path, fraction, "smoke,bidirectional"), tmp_path / "run")
+  assert final["step"] == 6 and 0.0 <= final["eval"]["accuracy"] <= 1.0
+  assert {"changed_accuracy", "test_sentence_accuracy", "epoch"} <= set(final["eval"])
+  assert len((tmp_path / "run" / "fixed_sentence.txt").read_text().splitlines()) == 2 + 2
+
