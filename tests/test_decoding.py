@@ -1,5 +1,6 @@
 """Decoding against a NumPy reference of a tiny recurrent model and brute-force enumeration."""
 
+import functools
 import itertools
 
 import jax
@@ -12,6 +13,25 @@ from recurrent import decoding
 V, H, EOS, BOS = 3, 4, 2, 0
 
 
+def STEP(p, tokens_B, h_BH):
+  h = jnp.tanh(p["E"].astype(jnp.float32)[tokens_B] + h_BH @ p["W"].astype(jnp.float32))
+  return h @ p["U"].astype(jnp.float32) + p["c"].astype(jnp.float32)[None, :], h
+
+
+# One compiled program per decoding set-up, whatever the model's weights: the weights are
+# arguments of the jitted function (functools.partial objects hash by identity, closures too).
+@functools.partial(jax.jit, static_argnames=("max_len", "K", "kind"))
+def beam(p, init, max_len, K, kind="none", alpha=0.6):
+  bos = jnp.full((init.shape[0],), BOS)
+  return decoding.beam_search(functools.partial(STEP, p), init, bos, K, max_len, EOS, kind, alpha)
+
+
+@functools.partial(jax.jit, static_argnames=("max_len",))
+def greedy(p, init, max_len):
+  bos = jnp.full((init.shape[0],), BOS)
+  return decoding.greedy(functools.partial(STEP, p), init, bos, max_len, EOS)
+
+
 def tiny_model(seed, eos_bias=0.0):
   """h' = tanh(E[y] + h W), logits = h' U + c: a step function and its NumPy twin."""
   r = np.random.default_rng(seed)
@@ -19,9 +39,8 @@ def tiny_model(seed, eos_bias=0.0):
   c = np.zeros(V)
   c[EOS] = eos_bias
 
-  def step_fn(tokens_B, h_BH):
-    h = jnp.tanh(jnp.asarray(E)[tokens_B] + h_BH @ jnp.asarray(W))
-    return h @ jnp.asarray(U) + jnp.asarray(c)[None, :], h
+  params = {"E": E, "W": W, "U": U, "c": c}
+  step_fn = functools.partial(STEP, jax.tree.map(jnp.asarray, params))
 
   def np_logprobs(h0_H, prefix):
     """log p(. | prefix) after feeding BOS and the prefix, in NumPy float64."""
@@ -31,7 +50,7 @@ def tiny_model(seed, eos_bias=0.0):
     z = h @ U + c
     return z - z.max() - np.log(np.exp(z - z.max()).sum())
 
-  return step_fn, np_logprobs
+  return step_fn, np_logprobs, jax.tree.map(jnp.asarray, params)
 
 
 def np_logprob(np_logprobs, h0, seq):
@@ -68,10 +87,10 @@ def h0(B, seed=1):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_greedy_matches_numpy_loop(seed):
-  step_fn, np_lp = tiny_model(seed)
+  step_fn, np_lp, p = tiny_model(seed)
   B, max_len = 5, 6
   init = h0(B, seed)
-  out = jax.jit(lambda c: decoding.greedy(step_fn, c, jnp.full((B,), BOS), max_len, EOS))(init)
+  out = greedy(p, init, max_len)
   for b in range(B):
     ref = np_greedy(np_lp, init[b].astype(np.float64), max_len)
     L = int(out.lengths[b])
@@ -83,26 +102,25 @@ def test_greedy_matches_numpy_loop(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_beam_width_one_equals_greedy(seed):
-  step_fn, _ = tiny_model(seed, eos_bias=0.5)
+  step_fn, _, p = tiny_model(seed, eos_bias=0.5)
   B, max_len = 6, 7
   init = h0(B, seed)
-  bos = jnp.full((B,), BOS)
-  g = decoding.greedy(step_fn, init, bos, max_len, EOS)
-  beam = decoding.beam_search(step_fn, init, bos, 1, max_len, EOS)
-  np.testing.assert_array_equal(beam.tokens[:, 0], g.tokens)
-  np.testing.assert_array_equal(beam.lengths[:, 0], g.lengths)
-  np.testing.assert_allclose(beam.logprob[:, 0], g.logprob, rtol=1e-5, atol=1e-5)
+  g = greedy(p, init, max_len)
+  out = beam(p, init, max_len, 1)
+  np.testing.assert_array_equal(out.tokens[:, 0], g.tokens)
+  np.testing.assert_array_equal(out.lengths[:, 0], g.lengths)
+  np.testing.assert_allclose(out.logprob[:, 0], g.logprob, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind,alpha", [("none", 0.0), ("average", 0.0), ("wu", 0.6),
                                         ("wu", 1.5)])
 @pytest.mark.parametrize("seed", [0, 5])
 def test_wide_beam_finds_the_argmax_by_enumeration(kind, alpha, seed):
-  step_fn, np_lp = tiny_model(seed, eos_bias=-0.5)
+  step_fn, np_lp, p = tiny_model(seed, eos_bias=-0.5)
   B, max_len = 3, 4
   init = h0(B, seed)
   seqs = all_sequences(max_len)  # 31 sequences; a beam of 32 can hold them all
-  out = decoding.beam_search(step_fn, init, jnp.full((B,), BOS), 32, max_len, EOS, kind, alpha)
+  out = beam(p, init, max_len, 32, kind, alpha)
   for b in range(B):
     h = init[b].astype(np.float64)
     scores = [np_logprob(np_lp, h, s) / np_penalty(len(s), kind, alpha) for s in seqs]
@@ -117,10 +135,10 @@ def test_wide_beam_finds_the_argmax_by_enumeration(kind, alpha, seed):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_beam_scores_are_sums_of_step_logprobs(seed):
-  step_fn, np_lp = tiny_model(seed, eos_bias=0.3)
+  step_fn, np_lp, p = tiny_model(seed, eos_bias=0.3)
   B, K, max_len, alpha = 4, 3, 6, 0.8
   init = h0(B, seed)
-  out = decoding.beam_search(step_fn, init, jnp.full((B,), BOS), K, max_len, EOS, "wu", alpha)
+  out = beam(p, init, max_len, K, "wu", alpha)
   for b in range(B):
     for k in range(K):
       L = int(out.lengths[b, k])
@@ -134,7 +152,7 @@ def test_beam_scores_are_sums_of_step_logprobs(seed):
 
 
 def test_score_is_the_sum_of_step_logprobs():
-  step_fn, np_lp = tiny_model(7)
+  step_fn, np_lp, p = tiny_model(7)
   B = 3
   init = h0(B, 7)
   tokens = np.array([[1, 0, 2, 0, 0], [0, 0, 1, 1, 2], [2, 0, 0, 0, 0]])
@@ -146,11 +164,11 @@ def test_score_is_the_sum_of_step_logprobs():
 
 
 def test_sample_top_one_is_greedy_and_frequencies_follow_the_tempered_softmax():
-  step_fn, np_lp = tiny_model(2)
+  step_fn, np_lp, p = tiny_model(2)
   B = 8
   init = h0(B, 2)
   bos = jnp.full((B,), BOS)
-  g = decoding.greedy(step_fn, init, bos, 5, EOS)
+  g = greedy(p, init, 5)
   s = decoding.sample(step_fn, init, jax.random.key(3), bos, 5, EOS, temperature=0.7, top_k=1)
   np.testing.assert_array_equal(s.tokens, g.tokens)
   # One step from one state, many rows: frequencies match softmax(top_k(logits) / temperature).
@@ -167,7 +185,7 @@ def test_sample_top_one_is_greedy_and_frequencies_follow_the_tempered_softmax():
 
 
 def test_decoding_compiles_once_per_shape():
-  step_fn, _ = tiny_model(0)
+  step_fn, _, p = tiny_model(0)
   traces = []
 
   @jax.jit
@@ -185,7 +203,7 @@ def test_decoding_compiles_once_per_shape():
 
 
 def test_bad_arguments_fail_clearly():
-  step_fn, _ = tiny_model(0)
+  step_fn, _, p = tiny_model(0)
   init, bos = h0(2), jnp.zeros((2,), jnp.int32)
   with pytest.raises(ValueError, match="max_len"):
     decoding.greedy(step_fn, init, bos, 0, EOS)
