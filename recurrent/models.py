@@ -1,0 +1,156 @@
+"""Models built from a recurrent stack: many-to-one, many-to-many and language models.
+
+Shape legend: B batch, T time, D input features, H hidden, V vocabulary,
+C outputs (classes or regression targets).
+
+    SequenceClassifier   x_BT(D) -> RNN -> pool over time -> Dense -> [B, C]
+    SequenceTagger       x_BT(D) -> RNN -> Dense at every step   -> [B, T, C]
+    LanguageModel        tokens_BT -> Embed -> RNN -> Dense      -> [B, T, V], plus one-step decoding
+
+Inputs are token ids when ``vocab_size`` is set (an embedding table of
+``embed_size``), float features [B, T, D] otherwise. Pooling (seed 003:
+sentence encoding by the last state, or the element-wise max or mean of all
+hidden states) always ignores padding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from recurrent.layers import Stack, make_stack, time_mask
+from recurrent.nn import RNN
+
+POOLINGS = ("last", "mean", "max")
+
+
+def final_hidden(stack: Stack, carries: list) -> jax.Array:
+  """h of the last layer at each sequence's end: [B, out] (forward and backward joined like the outputs).
+
+  For a bidirectional layer the backward direction's final state is the one
+  after reading the whole sequence backward, i.e. at position 0.
+  """
+  layer = stack.layers[-1]
+  carry = carries[-1]
+  if not layer.is_bidirectional:
+    return layer.cell.hidden(carry)
+  h_fw, h_bw = (layer.cell.hidden(c) for c in carry)
+  return jnp.concatenate([h_fw, h_bw], -1) if layer.merge == "concat" else h_fw + h_bw
+
+
+def pool(ys_BTH: jax.Array, lengths_B: jax.Array | None, last_BH: jax.Array, how: str) -> jax.Array:
+  """Sentence encoding from the hidden states: 'last', 'mean' or 'max' over valid steps -> [B, H]."""
+  if how == "last":
+    return last_BH
+  B, T, _ = ys_BTH.shape
+  lengths_B = jnp.full((B,), T) if lengths_B is None else jnp.asarray(lengths_B)
+  mask_BT1 = time_mask(lengths_B, T)[..., None]
+  if how == "mean":
+    total_BH = jnp.sum(jnp.where(mask_BT1, ys_BTH, 0.0), axis=1)
+    return total_BH / jnp.maximum(lengths_B, 1)[:, None].astype(ys_BTH.dtype)
+  if how == "max":
+    masked = jnp.where(mask_BT1, ys_BTH, -jnp.inf)
+    return jnp.where(lengths_B[:, None] > 0, jnp.max(masked, axis=1), 0.0)
+  raise ValueError(f"pooling: must be one of {POOLINGS}, got {how!r}")
+
+
+class _Recurrent(nn.Module):
+  """Shared fields and the input side (embedding or features) of every model here."""
+
+  cell: str = "lstm"
+  hidden_sizes: Sequence[int] = (128,)
+  bidirectional: bool = False
+  merge: str = "concat"
+  dropout: float = 0.0
+  residual: bool = False
+  cell_kwargs: dict[str, Any] | None = None
+  vocab_size: int | None = None   # token-id inputs when set; float features otherwise
+  embed_size: int = 64
+
+  def stack(self, input_size: int) -> Stack:
+    """The pure stack this module's RNN runs (no Flax scope needed)."""
+    return make_stack(self.cell, input_size, tuple(self.hidden_sizes), self.bidirectional,
+                      self.merge, self.dropout, self.residual, **(self.cell_kwargs or {}))
+
+  def rnn(self) -> RNN:
+    return RNN(self.cell, tuple(self.hidden_sizes), self.bidirectional, self.merge, self.dropout,
+               self.residual, cell_kwargs=self.cell_kwargs, name="rnn")
+
+  def embed_inputs(self, inputs):
+    if self.vocab_size is None:
+      return inputs
+    if not jnp.issubdtype(inputs.dtype, jnp.integer):
+      raise ValueError(f"inputs: expected token ids (vocab_size={self.vocab_size}), got {inputs.dtype}")
+    return nn.Embed(self.vocab_size, self.embed_size, name="embed")(inputs)
+
+
+class SequenceClassifier(_Recurrent):
+  """Many-to-one: pooled hidden states -> C logits (or C regression outputs)."""
+
+  num_outputs: int = 2
+  pooling: str = "last"
+
+  @nn.compact
+  def __call__(self, inputs, lengths=None, deterministic: bool = True):
+    if self.pooling not in POOLINGS:
+      raise ValueError(f"pooling: must be one of {POOLINGS}, got {self.pooling!r}")
+    x_BTD = self.embed_inputs(inputs)
+    rnn = self.rnn()
+    carries, ys_BTH = rnn(x_BTD, lengths, deterministic=deterministic)
+    last_BH = final_hidden(self.stack(x_BTD.shape[-1]), carries)
+    z_BH = pool(ys_BTH, lengths, last_BH, self.pooling)
+    return nn.Dense(self.num_outputs, name="head")(z_BH)
+
+
+class SequenceTagger(_Recurrent):
+  """Many-to-many, aligned: one C-way output per input step (zeros past each length)."""
+
+  num_outputs: int = 2
+
+  @nn.compact
+  def __call__(self, inputs, lengths=None, deterministic: bool = True):
+    x_BTD = self.embed_inputs(inputs)
+    _, ys_BTH = self.rnn()(x_BTD, lengths, deterministic=deterministic)
+    return nn.Dense(self.num_outputs, name="head")(ys_BTH)
+
+
+class LanguageModel(_Recurrent):
+  """Next-token model: logits for token t+1 from tokens up to t. Unidirectional by construction.
+
+  ``__call__(tokens_BT, lengths)`` -> logits [B, T, V] (teacher forcing);
+  ``step(tokens_B, carries)`` -> (logits [B, V], carries) advances one token,
+  the callback a decoder (greedy, sampling) drives; ``initial_carries(B)``.
+  """
+
+  @nn.compact
+  def __call__(self, tokens, lengths=None, initial_carries=None, deterministic: bool = True):
+    if self.bidirectional:
+      raise ValueError("bidirectional: a language model must be unidirectional, got True")
+    x_BTD = self.embed_inputs(tokens)
+    carries, ys_BTH = self.rnn()(x_BTD, lengths, initial_carries, deterministic=deterministic)
+    return nn.Dense(self.vocab_size, name="head")(ys_BTH), carries
+
+  def initial_carries(self, batch_size: int) -> list:
+    stack = self.stack(self.embed_size)
+    return [layer.cell.initial_carry((batch_size,)) for layer in stack.layers]
+
+  def step(self, tokens_B, carries):
+    """One step of the stack, token ids [B] -> (logits [B, V], new carries). Call via apply(method=...)."""
+    logits_B1V, carries = self(tokens_B[:, None], None, carries)
+    return logits_B1V[:, 0], carries
+
+
+RNN_FIELDS = ("cell", "hidden_sizes", "bidirectional", "merge", "dropout", "residual")
+
+
+def rnn_kwargs(model_config) -> dict:
+  """The recurrent-stack fields of a ``config.model`` section (configs/base.py), as keyword arguments.
+
+  Usage: ``SequenceClassifier(**rnn_kwargs(config.model), num_outputs=2, pooling="max")``.
+  """
+  kwargs = {f: model_config[f] for f in RNN_FIELDS}
+  kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+  return kwargs
