@@ -4,7 +4,9 @@
         --workdir=runs/translation_bahdanau,runs/translation_none --out=docs/figures
 
 Reads each run's ``translation_report.json`` (written by the translation
-task at its last step) and writes ``translation_bleu_by_length.png`` to
+task at its last step; for a run stopped early, or with ``--latest``, it is
+made first from the latest checkpoint, by ``recurrent.training.loop.evaluate``
+with ``num_steps`` set to that step so the task writes its full report) and writes ``translation_bleu_by_length.png`` to
 ``--out``, copying the first attention heatmap of each run next to it as
 ``translation_attention_<attention>.png``; prints a Markdown table.
 """
@@ -17,8 +19,20 @@ from absl import app, flags
 
 flags.DEFINE_list("workdir", None, "comma-separated workdirs of trained translation runs")
 flags.DEFINE_string("out", "docs/figures", "folder for the figures")
+flags.DEFINE_bool("latest", False, "remake every report from the latest checkpoint")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
+
+
+def report_from_latest_checkpoint(workdir: Path) -> None:
+  from recurrent.training.loop import evaluate, load_config
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  if not steps:
+    raise FileNotFoundError(f"--workdir: no checkpoint in {workdir / 'checkpoints'}")
+  config = load_config(workdir)
+  config.unlock()
+  config.num_steps = steps[-1]  # the task writes its full report at step == num_steps
+  evaluate(config, workdir, "latest")
 
 
 def main(argv):
@@ -33,6 +47,8 @@ def main(argv):
   print("| --- | --- | --- | --- | --- | --- | --- |")
   for wd in FLAGS.workdir:
     path = Path(wd) / "translation_report.json"
+    if FLAGS.latest or not path.is_file():
+      report_from_latest_checkpoint(Path(wd))
     if not path.is_file():
       raise FileNotFoundError(f"--workdir: expected {path} (a finished translation run)")
     r = json.loads(path.read_text())
