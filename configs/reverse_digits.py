@@ -1,6 +1,6 @@
 """Reverse a digit string with an attention seq2seq (the fast synthetic check of issue 5).
 
-    ./launch.sh reverse_digits                                   # about 2 min on 2 CPU cores
+    ./launch.sh reverse_digits                                   # a few minutes on 2 CPU cores
     ./launch.sh reverse_digits --config=configs/reverse_digits.py:attention=luong_general
     python -m experiments.train --config=configs/reverse_digits.py:smoke --workdir=/tmp/rev
 

@@ -93,7 +93,7 @@ def test_translation_smoke_trains_and_reports(tmp_path):
 
 @pytest.mark.slow
 def test_reverse_digits_reaches_99_percent_exact_match(tmp_path):
-  """The issue's bar: greedy and beam decoding above 99% exact match (about 2 min on 2 cores)."""
+  """The issue's bar: greedy and beam decoding above 99% exact match (minutes on 2 cores)."""
   final = loop.train_and_evaluate(reverse_config.get_config(), tmp_path)
   assert final["eval"]["greedy_exact_match"] > 0.99
   assert final["eval"]["beam_exact_match"] > 0.99
