@@ -1,0 +1,152 @@
+"""What the seq2seq tasks share: the model from a config, the loss, jitted decoding, error analysis.
+
+Shape legend: B batch, S source time, T target time, V vocabulary, K beam.
+
+A batch is a dict of numpy arrays: ``src`` [B, S], ``src_len`` [B],
+``tgt_in`` [B, T] (BOS y_1 .. y_n), ``tgt_out`` [B, T] (y_1 .. y_n EOS),
+``tgt_len`` [B] (n + 1) and the scalar ``teacher_forcing`` (the ratio r of
+scheduled sampling for this step). Rows with ``tgt_len`` 0 are empty
+(filling the last evaluation batch) and count for nothing.
+
+Config fields read here: ``model.*`` (cell, hidden_sizes = the encoder's
+layers, bidirectional, dropout, and the seq2seq fields embed_size,
+decoder_sizes, attention, attn_size, output_size, input_feeding, bridge),
+``task.teacher_forcing_start/end`` (r falls linearly from start at step 0 to
+end at ``num_steps``) and ``decode.*`` (max_len, beam_size, length_penalty,
+alpha).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from recurrent import decoding
+from recurrent.seq2seq import BOS, EOS, Seq2Seq, sequence_logprob
+from recurrent.layers import time_mask
+
+
+def build_model(config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+  m = config.model
+  return Seq2Seq(src_vocab=src_vocab, tgt_vocab=tgt_vocab, embed_size=m.embed_size, cell=m.cell,
+                 encoder_sizes=tuple(m.hidden_sizes), bidirectional=m.bidirectional,
+                 decoder_sizes=tuple(m.decoder_sizes), attention=m.attention,
+                 attn_size=m.attn_size, output_size=m.output_size,
+                 input_feeding=m.input_feeding, bridge=m.bridge, dropout=m.dropout)
+
+
+def teacher_forcing_ratio(config, step: int) -> np.float32:
+  """r(step): linear from ``task.teacher_forcing_start`` to ``task.teacher_forcing_end``."""
+  t = config.task
+  for name in ("teacher_forcing_start", "teacher_forcing_end"):
+    if not 0.0 <= t[name] <= 1.0:
+      raise ValueError(f"task.{name}: must be in [0, 1], got {t[name]!r}")
+  frac = min(step / max(config.num_steps, 1), 1.0)
+  return np.float32(t.teacher_forcing_start + frac * (t.teacher_forcing_end - t.teacher_forcing_start))
+
+
+def make_loss_fn(model: Seq2Seq):
+  """(params, batch, rng) -> (mean token NLL, {loss, token_accuracy}) over real target tokens."""
+
+  def loss_fn(params, batch, rng):
+    src_len = jnp.maximum(batch["src_len"], 1)  # empty filler rows: any length, masked below
+    logits, _ = model.forward(params, batch["src"], src_len, batch["tgt_in"], rng,
+                              batch["teacher_forcing"])
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
+    nll_BT = -jnp.take_along_axis(logp, batch["tgt_out"][..., None], -1)[..., 0]
+    mask_BT = time_mask(batch["tgt_len"], batch["tgt_out"].shape[1])
+    n = mask_BT.sum()
+    nll = jnp.where(mask_BT, nll_BT, 0.0).sum()
+    correct = jnp.where(mask_BT, jnp.argmax(logits, -1) == batch["tgt_out"], False).sum()
+    return nll / jnp.maximum(n, 1), {"loss": (nll, n), "token_accuracy": (correct, n)}
+
+  return loss_fn
+
+
+class Decoder:
+  """Jitted greedy and beam decoding and scoring of one model, in fixed-size batches."""
+
+  def __init__(self, model: Seq2Seq, decode_config, batch_size: int):
+    self.model, self.batch_size = model, batch_size
+    d = decode_config
+    self.max_len, self.beam_size = d.max_len, d.beam_size
+    self.penalty, self.alpha = d.length_penalty, d.alpha
+    decoding.length_penalty(jnp.ones(1), d.length_penalty, d.alpha)  # validates the name now
+
+    @jax.jit
+    def greedy(params, src, src_len):
+      memory, carry = model.encode(params, src, src_len)
+      bos = jnp.full((src.shape[0],), BOS)
+      return decoding.greedy(model.step_fn(params, memory), carry, bos, self.max_len, EOS)
+
+    @jax.jit
+    def beam(params, src, src_len):
+      memory, carry = model.encode(params, src, src_len)
+      step = model.step_fn(params, decoding.expand_beam(memory, self.beam_size))
+      bos = jnp.full((src.shape[0],), BOS)
+      return decoding.beam_search(step, carry, bos, self.beam_size, self.max_len, EOS,
+                                  self.penalty, self.alpha)
+
+    @jax.jit
+    def score(params, src, src_len, tgt_out, tgt_len):
+      tgt_in = jnp.concatenate([jnp.full_like(tgt_out[:, :1], BOS), tgt_out[:, :-1]], 1)
+      logits, weights = model.forward(params, src, src_len, tgt_in)
+      return sequence_logprob(logits, tgt_out, tgt_len), weights
+
+    self._greedy, self._beam, self._score = greedy, beam, score
+
+  def _batched(self, fn, arrays: list[np.ndarray]):
+    """Runs ``fn`` over fixed-size batches (the last one filled by repeating row 0), concatenated."""
+    N, B = len(arrays[0]), self.batch_size
+    outs = []
+    for i in range(0, N, B):
+      chunk = [a[i:i + B] for a in arrays]
+      n = len(chunk[0])
+      if n < B:
+        chunk = [np.concatenate([c, np.repeat(c[:1], B - n, 0)]) for c in chunk]
+      outs.append(jax.tree.map(lambda x: np.asarray(x)[:n], fn(*chunk)))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+  def greedy(self, params, src, src_len) -> decoding.DecodeOutput:
+    return self._batched(functools.partial(self._greedy, params), [src, src_len])
+
+  def beam(self, params, src, src_len) -> decoding.BeamOutput:
+    return self._batched(functools.partial(self._beam, params), [src, src_len])
+
+  def score(self, params, src, src_len, tgt_out, tgt_len):
+    """(log P(y|x) [N], attention weights [N, T, S]) of the given targets."""
+    return self._batched(functools.partial(self._score, params), [src, src_len, tgt_out, tgt_len])
+
+  def normalised(self, logprob, lengths) -> np.ndarray:
+    return np.asarray(logprob / decoding.length_penalty(jnp.asarray(lengths), self.penalty,
+                                                         self.alpha))
+
+
+def exact_match(tokens_NT: np.ndarray, lengths_N: np.ndarray, tgt_out: np.ndarray,
+                tgt_len: np.ndarray) -> np.ndarray:
+  """[N] bool: the decoded sequence (with its EOS) equals the reference."""
+  T = max(tokens_NT.shape[1], tgt_out.shape[1])
+  a = np.pad(tokens_NT, ((0, 0), (0, T - tokens_NT.shape[1])))
+  b = np.pad(tgt_out, ((0, 0), (0, T - tgt_out.shape[1])))
+  m = np.arange(T)[None, :] < tgt_len[:, None]
+  return (lengths_N == tgt_len) & np.all((a == b) | ~m, axis=1)
+
+
+def error_analysis(ref_score: np.ndarray, hyp_score: np.ndarray, correct: np.ndarray) -> dict:
+  """Seed 001's attribution of each wrong output to the search or to the model.
+
+  For every example whose beam output y_hat differs from the reference y*:
+  s(y*) > s(y_hat) means the model prefers y* but the search missed it (a
+  search error); otherwise the model itself ranks its wrong output at least
+  as high (a model error). ``s`` is the score the search maximises (the
+  length-normalised log-probability when normalisation is on).
+  """
+  wrong = ~correct
+  n = int(wrong.sum())
+  search = int((wrong & (ref_score > hyp_score)).sum())
+  return {"errors": n, "search_errors": search, "model_errors": n - search,
+          "fraction_search": search / n if n else 0.0,
+          "fraction_model": (n - search) / n if n else 0.0}
