@@ -142,7 +142,7 @@ def _chunked(cell: Cell, params: dict, x_TBD: Array, mask_TB: Array | None, carr
 
 def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
            initial_carry: Any = None, reverse: bool = False, unroll: int = 1, *,
-           impl: str = "scan", remat: int = 0):
+           impl: str = "auto", remat: int = 0):
   """Runs ``cell`` over a batch of sequences.
 
   Args:
@@ -206,17 +206,21 @@ def merge_directions(y_fw: Array, y_bw: Array, merge: str) -> Array:
 
 def bidirectional(cell_fw: Cell, cell_bw: Cell, params: dict, xs: Array,
                   lengths: Array | None = None, initial_carry: tuple | None = None,
-                  merge: str = "concat", unroll: int = 1):
+                  merge: str = "concat", unroll: int = 1, *, impl: str = "auto",
+                  remat: int = 0):
   """A forward and a backward pass with separate weights, merged.
 
   ``params`` is {"fw": ..., "bw": ...}. Returns ((carry_fw, carry_bw), ys):
   ys [B, T, 2H] for ``merge='concat'`` (forward first) or [B, T, H] for 'sum'.
+  ``impl`` and ``remat`` as in ``unroll``.
   """
   if merge not in MERGES:
     raise ValueError(f"merge: must be one of {MERGES}, got {merge!r}")
   c_fw, c_bw = (None, None) if initial_carry is None else initial_carry
-  carry_fw, y_fw = unroll_(cell_fw, params["fw"], xs, lengths, c_fw, False, unroll)
-  carry_bw, y_bw = unroll_(cell_bw, params["bw"], xs, lengths, c_bw, True, unroll)
+  carry_fw, y_fw = unroll_(cell_fw, params["fw"], xs, lengths, c_fw, False, unroll,
+                           impl=impl, remat=remat)
+  carry_bw, y_bw = unroll_(cell_bw, params["bw"], xs, lengths, c_bw, True, unroll,
+                           impl=impl, remat=remat)
   return (carry_fw, carry_bw), merge_directions(y_fw, y_bw, merge)
 
 
@@ -245,12 +249,14 @@ class Layer:
     return {"fw": self.cell.init(k_fw), "bw": self.cell.init(k_bw)}
 
   def apply(self, params: dict, xs: Array, lengths: Array | None = None,
-            initial_carry: Any = None, unroll: int = 1):
+            initial_carry: Any = None, unroll: int = 1, *, impl: str = "auto",
+            remat: int = 0):
     """(final_carry, ys); a bidirectional layer's carry is (forward, backward)."""
     if self.is_bidirectional:
       return bidirectional(self.cell, self.cell, params, xs, lengths, initial_carry,
-                           self.merge, unroll)
-    return unroll_(self.cell, params, xs, lengths, initial_carry, False, unroll)
+                           self.merge, unroll, impl=impl, remat=remat)
+    return unroll_(self.cell, params, xs, lengths, initial_carry, False, unroll, impl=impl,
+                   remat=remat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,10 +299,11 @@ class Stack:
 
   def apply(self, params: list, xs: Array, lengths: Array | None = None,
             initial_carries: Sequence | None = None, rng: Array | None = None,
-            unroll: int = 1):
+            unroll: int = 1, *, impl: str = "auto", remat: int = 0):
     """Returns (final carries, one per layer, ys of the last layer [B, T, out]).
 
     ``rng`` switches dropout on (training); without it the stack is deterministic.
+    ``impl`` and ``remat`` as in ``unroll``.
     Outputs at padded positions are zero.
     """
     if initial_carries is None:
@@ -307,7 +314,7 @@ class Stack:
     carries = []
     h = xs
     for i, (layer, p, c0) in enumerate(zip(self.layers, params, initial_carries)):
-      carry, y = layer.apply(p, h, lengths, c0, unroll)
+      carry, y = layer.apply(p, h, lengths, c0, unroll, impl=impl, remat=remat)
       if self.residual and y.shape[-1] == h.shape[-1]:
         y = y + h
         if lengths is not None:

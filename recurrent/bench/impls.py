@@ -8,10 +8,12 @@ on the same x_BTD and target_BTH. ``build(impl, cell, B, T, D, H)`` returns a
 ``Runner`` whose ``step()`` runs one full training step and waits for it.
 
 Implementations:
-  ours            recurrent.layers.unroll, plain lax.scan (the reference path)
-  ours_fused      unroll(impl="fused"): weight gradients out of the backward scan
+  ours            recurrent.layers.unroll as it runs by default (impl="auto": the
+                  fused backward pass for LSTM/GRU/Elman, the associative scan
+                  for minGRU/minLSTM)
+  ours_scan       unroll(impl="scan"): cell.step under lax.scan, differentiated
+                  by JAX (the reference path, and the "before" of every change)
   ours_remat      unroll(remat=k): checkpointed chunks of k steps
-  ours_assoc      minGRU/minLSTM with the parallel (associative) scan
   flax            flax.linen.RNN with LSTMCell / GRUCell / SimpleCell
   flax_opt        flax.linen.RNN with OptimizedLSTMCell (LSTM only)
   torch           torch.nn.LSTM / GRU / RNN (CPU here)
@@ -152,15 +154,17 @@ def build(impl: str, cell_name: str, B: int, T: int, D: int, H: int, seed: int =
   """The runner of ``impl`` (see the module docstring) for one cell and size."""
   if impl == "ours":
     return ours(cell_name, B, T, D, H, seed, unroll=unroll)
-  if impl == "ours_fused":
-    return ours(cell_name, B, T, D, H, seed, unroll=unroll, impl="fused")
+  if impl == "ours_scan":
+    return ours(cell_name, B, T, D, H, seed, unroll=unroll, impl="scan")
   if impl == "ours_remat":
     return ours(cell_name, B, T, D, H, seed, unroll=unroll, remat=remat)
-  if impl == "ours_assoc":
-    return ours(cell_name, B, T, D, H, seed, impl="associative")
   if impl == "flax":
+    if cell_name.startswith("min_"):
+      raise ValueError(f"impl: flax has no {cell_name}")
     return flax_rnn(cell_name, B, T, D, H, seed)
   if impl == "flax_opt":
+    if cell_name != "lstm":
+      raise ValueError(f"impl: flax_opt is flax's OptimizedLSTMCell, not {cell_name}")
     return flax_rnn(cell_name, B, T, D, H, seed, optimized=True)
   if impl == "torch":
     return torch_rnn(cell_name, B, T, D, H, seed)
