@@ -22,6 +22,6 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
   assert ("train", "torch") in got and ("train", "flax") in got
   assert ("long", "ours_remat") in got and ("parallel", "min_gru") in got
   for r in rows:
-    assert r["tokens_per_s"] > 0 and len(r["seconds"]) == r["seconds"].__len__()
+    assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2  # smoke: 2 repetitions everywhere
   json.dumps(rows)  # the binary writes them as JSON
   assert "tokens/s" in suites.table(rows)
