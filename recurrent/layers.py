@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
+from recurrent import fused
 from recurrent.cells import Cell, make_cell
 from recurrent.cells.base import Array, check_positive_int
 
@@ -73,8 +74,75 @@ def reverse_padded(xs: Array, lengths: Array | None) -> Array:
   return jnp.take_along_axis(xs, idx, axis=1)
 
 
+IMPLS = ("scan", "fused", "associative", "auto")
+
+
+def _step_scan(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, carry,
+               unroll: int):
+  """The reference recurrence: ``cell.step`` under ``lax.scan``, masked arithmetically."""
+  if mask_TB is None:
+    def body(carry, xp_BG):
+      return cell.step(params, carry, xp_BG)
+    return jax.lax.scan(body, carry, xp_TBG, unroll=unroll)
+
+  def masked_body(carry, inputs):
+    xp_BG, m_B = inputs
+    new_carry, y_BH = cell.step(params, carry, xp_BG)
+    m_B1 = m_B[:, None]
+    new_carry = jax.tree.map(lambda new, old: jnp.where(m_B1, new, old), new_carry, carry)
+    return new_carry, jnp.where(m_B1, y_BH, jnp.zeros_like(y_BH))
+
+  return jax.lax.scan(masked_body, carry, (xp_TBG, mask_TB), unroll=unroll)
+
+
+def _recurrence(cell: Cell, params: dict, x_TBD: Array, mask_TB: Array | None, carry,
+                unroll: int, impl: str):
+  """Projects the inputs (one matmul for all steps) and runs the chosen recurrence."""
+  xp_TBG = cell.project_inputs(params, x_TBD)
+  parallel = getattr(cell, "parallel_scan", None)
+  if impl == "associative" or (impl == "auto" and parallel is not None):
+    if parallel is None:
+      raise ValueError(f"impl: 'associative' needs a cell with a parallel form, got {cell!r}")
+    return parallel(params, xp_TBG, mask_TB, carry)
+  if impl == "fused" or (impl == "auto" and fused.supports(cell)):
+    return fused.recurrence(cell, params, xp_TBG, mask_TB, carry, unroll)
+  return _step_scan(cell, params, xp_TBG, mask_TB, carry, unroll)
+
+
+def _chunked(cell: Cell, params: dict, x_TBD: Array, mask_TB: Array | None, carry,
+             unroll: int, impl: str, chunk: int):
+  """Rematerialisation: an outer scan over chunks of ``chunk`` steps, each under jax.checkpoint.
+
+  The backward pass keeps only the carries at chunk boundaries and recomputes
+  one chunk at a time (input projection included), so the memory of the
+  saved activations falls from O(T) to O(T / chunk + chunk) at the price of
+  one more forward pass. T is padded to a multiple of ``chunk`` with masked
+  steps, which leave the carry unchanged.
+  """
+  T, B = x_TBD.shape[:2]
+  n = -(-T // chunk)
+  pad = n * chunk - T
+  if pad:
+    if mask_TB is None:
+      mask_TB = jnp.ones((T, B), bool)
+    x_TBD = jnp.pad(x_TBD, ((0, pad), (0, 0), (0, 0)))
+    mask_TB = jnp.pad(mask_TB, ((0, pad), (0, 0)))
+  x_NCBD = x_TBD.reshape(n, chunk, *x_TBD.shape[1:])
+  mask_NCB = None if mask_TB is None else mask_TB.reshape(n, chunk, B)
+
+  @jax.checkpoint
+  def run_chunk(carry, inputs):
+    x_CBD, m_CB = inputs
+    return _recurrence(cell, params, x_CBD, m_CB, carry, unroll, impl)
+
+  carry, ys_NCBH = jax.lax.scan(run_chunk, carry, (x_NCBD, mask_NCB))
+  ys_TBH = ys_NCBH.reshape(n * chunk, *ys_NCBH.shape[2:])
+  return carry, ys_TBH[:T]
+
+
 def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
-           initial_carry: Any = None, reverse: bool = False, unroll: int = 1):
+           initial_carry: Any = None, reverse: bool = False, unroll: int = 1, *,
+           impl: str = "auto", remat: int = 0):
   """Runs ``cell`` over a batch of sequences.
 
   Args:
@@ -90,33 +158,34 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
       outputs stay aligned with the inputs (y[b, t] is the state after
       reading x[b, t], ..., x[b, L_b - 1]).
     unroll: steps per scan iteration (``jax.lax.scan``'s ``unroll``).
+    impl: the recurrence. "scan" (the reference): ``cell.step`` under
+      ``lax.scan``, differentiated by JAX. "fused": the hand-written backward
+      pass of ``recurrent.fused`` (LSTM without peepholes, GRU reset_after,
+      Elman), which takes the recurrent weight gradient out of the loop.
+      "associative": the parallel scan of cells that have one (minGRU,
+      minLSTM: ``cell.parallel_scan``). "auto": "associative" where the cell
+      has it, else "fused" where supported, else "scan".
+    remat: 0 (off) or k > 0: checkpoint chunks of k steps (``jax.checkpoint``),
+      trading one extra forward pass for memory; about sqrt(T) is a good k.
 
   Returns:
     (final_carry, ys) with ys [B, T, H].
   """
   check_sequence_args(cell, xs, lengths)
+  if impl not in IMPLS:
+    raise ValueError(f"impl: must be one of {IMPLS}, got {impl!r}")
+  if isinstance(remat, bool) or not isinstance(remat, int) or remat < 0:
+    raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got {remat!r}")
   B, T, _ = xs.shape
   carry = cell.initial_carry((B,)) if initial_carry is None else initial_carry
-  xp = cell.project_inputs(params, xs)                     # [B, T, G], before the loop
   if reverse:
-    xp = reverse_padded(xp, lengths)
-  xp_TBG = jnp.swapaxes(xp, 0, 1)
-
-  if lengths is None:
-    def body(carry, xp_BG):
-      return cell.step(params, carry, xp_BG)
-    carry, ys_TBH = jax.lax.scan(body, carry, xp_TBG, unroll=unroll)
+    xs = reverse_padded(xs, lengths)          # per position, so before or after projecting
+  x_TBD = jnp.swapaxes(xs, 0, 1)
+  mask_TB = None if lengths is None else jnp.swapaxes(time_mask(lengths, T), 0, 1)
+  if remat:
+    carry, ys_TBH = _chunked(cell, params, x_TBD, mask_TB, carry, unroll, impl, remat)
   else:
-    mask_TB = jnp.swapaxes(time_mask(lengths, T), 0, 1)
-
-    def body(carry, inputs):
-      xp_BG, m_B = inputs
-      new_carry, y_BH = cell.step(params, carry, xp_BG)
-      m_B1 = m_B[:, None]
-      new_carry = jax.tree.map(lambda new, old: jnp.where(m_B1, new, old), new_carry, carry)
-      return new_carry, jnp.where(m_B1, y_BH, jnp.zeros_like(y_BH))
-
-    carry, ys_TBH = jax.lax.scan(body, carry, (xp_TBG, mask_TB), unroll=unroll)
+    carry, ys_TBH = _recurrence(cell, params, x_TBD, mask_TB, carry, unroll, impl)
   ys = jnp.swapaxes(ys_TBH, 0, 1)
   if reverse:
     ys = reverse_padded(ys, lengths)
@@ -137,17 +206,21 @@ def merge_directions(y_fw: Array, y_bw: Array, merge: str) -> Array:
 
 def bidirectional(cell_fw: Cell, cell_bw: Cell, params: dict, xs: Array,
                   lengths: Array | None = None, initial_carry: tuple | None = None,
-                  merge: str = "concat", unroll: int = 1):
+                  merge: str = "concat", unroll: int = 1, *, impl: str = "auto",
+                  remat: int = 0):
   """A forward and a backward pass with separate weights, merged.
 
   ``params`` is {"fw": ..., "bw": ...}. Returns ((carry_fw, carry_bw), ys):
   ys [B, T, 2H] for ``merge='concat'`` (forward first) or [B, T, H] for 'sum'.
+  ``impl`` and ``remat`` as in ``unroll``.
   """
   if merge not in MERGES:
     raise ValueError(f"merge: must be one of {MERGES}, got {merge!r}")
   c_fw, c_bw = (None, None) if initial_carry is None else initial_carry
-  carry_fw, y_fw = unroll_(cell_fw, params["fw"], xs, lengths, c_fw, False, unroll)
-  carry_bw, y_bw = unroll_(cell_bw, params["bw"], xs, lengths, c_bw, True, unroll)
+  carry_fw, y_fw = unroll_(cell_fw, params["fw"], xs, lengths, c_fw, False, unroll,
+                           impl=impl, remat=remat)
+  carry_bw, y_bw = unroll_(cell_bw, params["bw"], xs, lengths, c_bw, True, unroll,
+                           impl=impl, remat=remat)
   return (carry_fw, carry_bw), merge_directions(y_fw, y_bw, merge)
 
 
@@ -176,12 +249,14 @@ class Layer:
     return {"fw": self.cell.init(k_fw), "bw": self.cell.init(k_bw)}
 
   def apply(self, params: dict, xs: Array, lengths: Array | None = None,
-            initial_carry: Any = None, unroll: int = 1):
+            initial_carry: Any = None, unroll: int = 1, *, impl: str = "auto",
+            remat: int = 0):
     """(final_carry, ys); a bidirectional layer's carry is (forward, backward)."""
     if self.is_bidirectional:
       return bidirectional(self.cell, self.cell, params, xs, lengths, initial_carry,
-                           self.merge, unroll)
-    return unroll_(self.cell, params, xs, lengths, initial_carry, False, unroll)
+                           self.merge, unroll, impl=impl, remat=remat)
+    return unroll_(self.cell, params, xs, lengths, initial_carry, False, unroll, impl=impl,
+                   remat=remat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,10 +299,11 @@ class Stack:
 
   def apply(self, params: list, xs: Array, lengths: Array | None = None,
             initial_carries: Sequence | None = None, rng: Array | None = None,
-            unroll: int = 1):
+            unroll: int = 1, *, impl: str = "auto", remat: int = 0):
     """Returns (final carries, one per layer, ys of the last layer [B, T, out]).
 
     ``rng`` switches dropout on (training); without it the stack is deterministic.
+    ``impl`` and ``remat`` as in ``unroll``.
     Outputs at padded positions are zero.
     """
     if initial_carries is None:
@@ -238,7 +314,7 @@ class Stack:
     carries = []
     h = xs
     for i, (layer, p, c0) in enumerate(zip(self.layers, params, initial_carries)):
-      carry, y = layer.apply(p, h, lengths, c0, unroll)
+      carry, y = layer.apply(p, h, lengths, c0, unroll, impl=impl, remat=remat)
       if self.residual and y.shape[-1] == h.shape[-1]:
         y = y + h
         if lengths is not None:

@@ -6,6 +6,7 @@ from recurrent.cells.base import Cell
 from recurrent.cells.elman import Elman
 from recurrent.cells.gru import GRU
 from recurrent.cells.lstm import LSTM, LSTMCarry
+from recurrent.cells.minimal import MinGRU, MinLSTM
 
 # name -> (class, fixed keyword arguments). "rnn" is the tanh Elman RNN.
 CELLS: dict[str, tuple[type[Cell], dict]] = {
@@ -15,6 +16,8 @@ CELLS: dict[str, tuple[type[Cell], dict]] = {
     "lstm": (LSTM, {}),
     "gru": (GRU, {"reset_after": True}),
     "gru_reset_before": (GRU, {"reset_after": False}),
+    "min_gru": (MinGRU, {}),     # Feng et al. 2024; parallel scan (unroll impl="associative")
+    "min_lstm": (MinLSTM, {}),
 }
 
 
@@ -31,4 +34,4 @@ def make_cell(name: str, input_size: int, hidden_size: int, **kwargs) -> Cell:
   return cls(input_size=input_size, hidden_size=hidden_size, **{**fixed, **kwargs})
 
 
-__all__ = ["CELLS", "GRU", "LSTM", "Cell", "Elman", "LSTMCarry", "make_cell", "register_cell"]
+__all__ = ["CELLS", "GRU", "LSTM", "Cell", "Elman", "LSTMCarry", "MinGRU", "MinLSTM", "make_cell", "register_cell"]

@@ -1,0 +1,70 @@
+"""The speed benchmark: training-step throughput and peak memory against Flax and PyTorch.
+
+    ./launch.sh bench                                  # the default run (a few minutes)
+    ./launch.sh bench --config=configs/benchmark.py:smoke    # seconds, tiny sizes
+
+Four suites, each in one process with the implementations interleaved:
+  train     LSTM, GRU, Elman at (B, T, D, H) in ``sizes``: ours, ours_scan,
+            flax (nn.RNN + LSTMCell/GRUCell/SimpleCell), flax_opt
+            (OptimizedLSTMCell), torch (nn.LSTM/GRU/RNN).
+  long      T = 2048: ours, ours_scan, ours_remat (checkpointed chunks), torch;
+            the peak memory is the point.
+  parallel  minGRU/minLSTM (associative scan) against the sequential GRU and
+            against their own sequential scan, for each T in ``parallel.lengths``.
+  decode    a hook for decoding throughput (seq2seq); empty for now.
+Results: a table on stdout and ``benchmark.json`` in the workdir.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.suites = ("train", "long", "parallel")  # any of train, long, parallel, decode
+  config.warmup = 1                  # untimed steps per implementation after compiling
+  config.steps_per_rep = 1           # timed steps per implementation per repetition
+  config.threads = 1                 # CPU threads for XLA and torch alike; 0 = each library's default.
+  # 1 by default: on a machine shared with other jobs, thread pools larger than the free
+  # cores collapse (torch's OpenMP barriers ran 10-100x slower at a load of 12 on 2 cores).
+
+  config.train = ml_collections.ConfigDict()
+  config.train.cells = ("lstm", "gru", "elman")
+  config.train.impls = ("ours", "ours_scan", "flax", "flax_opt", "torch")  # flax_opt: LSTM only
+  config.train.sizes = ((32, 100, 64, 256), (64, 200, 128, 512))  # (B, T, D, H)
+  config.train.reps = (5, 3)         # interleaved repetitions, one per size
+
+  config.long = ml_collections.ConfigDict()
+  config.long.cells = ("lstm", "gru")
+  config.long.impls = ("ours", "ours_scan", "ours_remat", "torch")
+  config.long.size = (16, 2048, 64, 256)
+  config.long.remat = 64             # steps per checkpointed chunk (about sqrt(T))
+  config.long.reps = 3
+
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.cells = ("min_gru", "min_lstm")
+  config.parallel.lengths = (256, 1024, 4096)
+  config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 16, 64, 256
+  config.parallel.reps = 3
+
+  variants = [a for a in (arg or "").split(",") if a]
+  for v in variants:
+    if v == "smoke":
+      config.warmup = 1
+      config.train.cells = ("lstm",)
+      config.train.sizes = ((2, 5, 3, 4),)
+      config.train.reps = (2,)
+      config.long.cells = ("lstm",)
+      config.long.size = (2, 12, 3, 4)
+      config.long.remat = 4
+      config.long.reps = 2
+      config.parallel.cells = ("min_gru",)
+      config.parallel.lengths = (8,)
+      config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 2, 3, 4
+      config.parallel.reps = 2
+    else:
+      raise ValueError(f"config arg: unknown variant {v!r}; this config knows ['smoke']")
+  config.lock()
+  return config

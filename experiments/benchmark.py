@@ -1,0 +1,78 @@
+"""The speed benchmark: ``./launch.sh bench`` (see configs/benchmark.py for what it measures).
+
+    python -m experiments.benchmark --config=configs/benchmark.py[:smoke] --workdir=runs/bench
+
+Prints progress, then the table, and writes ``benchmark.json`` (config, rows,
+machine) to the workdir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import jax
+
+from recurrent.bench import suites
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/benchmark.py", "benchmark config")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/bench", "where benchmark.json goes")
+
+
+def machine() -> dict:
+  info = {"python": platform.python_version(), "jax": jax.__version__,
+          "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+          "platform": platform.platform()}
+  try:
+    import torch
+    info["torch"], info["torch_threads"] = torch.__version__, torch.get_num_threads()
+  except ImportError:
+    info["torch"] = None
+  if hasattr(os, "getloadavg"):
+    info["loadavg_at_start"] = os.getloadavg()
+  return info
+
+
+def set_threads(n: int) -> None:
+  """n CPU threads for XLA (before its backend starts) and torch; 0 leaves the defaults."""
+  if n <= 0:
+    return
+  if n == 1:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1")
+  else:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" intra_op_parallelism_threads={n}")
+  try:
+    import torch
+    torch.set_num_threads(n)
+  except ImportError:
+    pass
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  set_threads(config.threads)
+  start = time.time()
+  log = lambda msg: print(f"[{time.time() - start:6.1f} s] {msg}", flush=True)
+  info = machine()
+  log(f"machine: {info}")
+  rows = suites.run(config, log)
+  print(suites.table(rows), flush=True)
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  path = os.path.join(_WORKDIR.value, "benchmark.json")
+  with open(path, "w") as f:
+    json.dump({"config": config.to_dict(), "machine": info, "rows": rows,
+               "wall_s": time.time() - start}, f, indent=1)
+  log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

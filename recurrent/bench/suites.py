@@ -1,0 +1,103 @@
+"""The benchmark's suites: which runners meet in one interleaved timing, and what is recorded.
+
+Each suite returns a list of rows, one per (suite, cell, size, implementation):
+{suite, cell, impl, B, T, D, H, tokens_per_s, ms_per_step, speedup_of_reference,
+reference, peak_bytes, seconds}. Tokens are B * T per training step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from recurrent.bench import impls, timing
+
+Log = Callable[[str], None]
+
+
+def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, reference: str,
+             config, reps: int, log: Log) -> list[dict]:
+  B, T, D, H = size
+  seconds = timing.interleaved({k: r.step for k, (_, r) in runners.items()}, reps,
+                               config.warmup, config.steps_per_rep, log)
+  summary = timing.summarize(seconds, B * T, reference)
+  rows = []
+  for key, (cell, runner) in runners.items():
+    rows.append({"suite": suite, "cell": cell, "impl": key, "B": B, "T": T, "D": D, "H": H,
+                 "reference": reference, "peak_bytes": runner.peak_bytes,
+                 "final_loss": runner.loss(), **summary[key]})
+  return rows
+
+
+def train(config, log: Log) -> list[dict]:
+  """LSTM, GRU, Elman at each size: ours against ours_scan, Flax and PyTorch."""
+  rows = []
+  for size, reps in zip(config.train.sizes, config.train.reps):
+    for cell in config.train.cells:
+      names = [i for i in config.train.impls if i != "flax_opt" or cell == "lstm"]
+      log(f"train {cell} (B, T, D, H) = {tuple(size)}: building {names}")
+      runners = {i: (cell, impls.build(i, cell, *size, seed=config.seed)) for i in names}
+      rows += _measure("train", runners, size, "ours", config, reps, log)
+  return rows
+
+
+def long(config, log: Log) -> list[dict]:
+  """T = 2048: the plain scan against checkpointed chunks, for memory."""
+  rows = []
+  size = config.long.size
+  for cell in config.long.cells:
+    log(f"long {cell} (B, T, D, H) = {tuple(size)}: building {list(config.long.impls)}")
+    runners = {i: (cell, impls.build(i, cell, *size, seed=config.seed, remat=config.long.remat))
+               for i in config.long.impls}
+    rows += _measure("long", runners, size, "ours", config, config.long.reps, log)
+  return rows
+
+
+def parallel(config, log: Log) -> list[dict]:
+  """minGRU/minLSTM: associative scan against their sequential scan and the sequential GRU."""
+  rows = []
+  c = config.parallel
+  for T in c.lengths:
+    size = (c.batch, T, c.input_size, c.hidden_size)
+    log(f"parallel (B, T, D, H) = {size}")
+    runners = {"gru": ("gru", impls.ours("gru", *size, seed=config.seed)),
+               "gru_scan": ("gru", impls.ours("gru", *size, seed=config.seed, impl="scan"))}
+    for cell in c.cells:
+      runners[cell] = (cell, impls.ours(cell, *size, seed=config.seed))
+      runners[cell + "_seq"] = (cell, impls.ours(cell, *size, seed=config.seed, impl="scan"))
+    rows += _measure("parallel", runners, size, c.cells[0], config, c.reps, log)
+  return rows
+
+
+def decode(config, log: Log) -> list[dict]:
+  """Decoding throughput: the hook for the seq2seq work (greedy and beam search); none yet."""
+  del config
+  log("decode: no decoder to time yet (the seq2seq work adds it here)")
+  return []
+
+
+SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode}
+
+
+def run(config, log: Log) -> list[dict]:
+  """Runs the suites named in ``config.suites``; an unknown name fails listing the valid ones."""
+  for name in config.suites:
+    if name not in SUITES:
+      raise ValueError(f"suites: unknown suite {name!r}; valid suites are {sorted(SUITES)}")
+  rows = []
+  for name in config.suites:
+    rows += SUITES[name](config, log)
+  return rows
+
+
+def table(rows: list[dict]) -> str:
+  """A plain-text table; 'ref x' is how many times faster the reference ran (median ratio)."""
+  head = (f"{'suite':8} {'cell':9} {'B,T,D,H':18} {'impl':13} {'tokens/s':>10} "
+          f"{'ms/step':>9} {'ref':>9} {'ref x':>6} {'peak MiB':>9}")
+  lines = [head, "-" * len(head)]
+  for r in rows:
+    size = f"{r['B']},{r['T']},{r['D']},{r['H']}"
+    peak = f"{r['peak_bytes'] / 2**20:9.1f}" if r["peak_bytes"] >= 0 else f"{'n/a':>9}"
+    lines.append(f"{r['suite']:8} {r['cell']:9} {size:18} {r['impl']:13} "
+                 f"{r['tokens_per_s']:10.0f} {r['ms_per_step']:9.1f} {r['reference']:>9} "
+                 f"{r['speedup_of_reference']:6.2f} {peak}")
+  return "\n".join(lines)

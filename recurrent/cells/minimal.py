@@ -1,0 +1,138 @@
+"""minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?", arXiv:2410.01201).
+
+Shape legend: B batch, T time, D input size, H hidden size, G gate width.
+
+Their gates read only x_t, never h_{t-1}, so the recurrence is linear in h:
+
+    h_t = a_t * h_{t-1} + b_t
+
+and runs as a parallel (associative) scan in O(log T) depth. With the
+"log-space" form of the paper (its Section 3 and Appendix B), which keeps the
+candidate positive through g(x) = x + 1/2 for x >= 0, sigma(x) for x < 0:
+
+  minGRU, gate order [k, p] (W_x [D, 2H], b [2H]):
+    z_t = sigma(k_t),  h~_t = g(p_t)
+    h_t = (1 - z_t) * h_{t-1} + z_t * h~_t             a = 1 - z, b = z h~
+  minLSTM, gate order [k_f, k_i, p] (W_x [D, 3H], b [3H]):
+    f_t = sigma(k_f),  i_t = sigma(k_i),  h~_t = g(p_t)
+    f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)   (time-independent scale)
+    h_t = f'_t * h_{t-1} + i'_t * h~_t                  a = f', b = i' h~
+
+``step`` is the sequential form, as written above. ``parallel_scan`` computes
+the same h_t with ``jax.lax.associative_scan`` in log space: with
+log a_t, log b_t (b_t > 0), the pairs (A, L) = (sum log a, log h) combine as
+
+    (A1, L1) . (A2, L2) = (A1 + A2, logaddexp(A2 + L1, L2)),
+
+which is the recurrence h_t = a_t h_{t-1} + b_t from h = 0 without ever
+leaving log space (so no product of many gates underflows); the initial
+state, of any sign, enters as exp(sum_{s<=t} log a_s) * h_0. A padded step
+has a = 1, b = 0 (log a = 0, log b = a very negative finite number, so
+gradients stay finite) and leaves the state unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from recurrent.cells.base import Array, Cell, init_gate_blocks
+
+NEG = -1e30  # log 0 for masked steps; finite so that logaddexp's gradient is never nan
+
+
+def g(x: Array) -> Array:
+  """x + 1/2 for x >= 0, sigma(x) for x < 0: positive, continuous, increasing."""
+  return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def log_g(x: Array) -> Array:
+  """log g(x), written to stay finite (and its gradient too) on both branches."""
+  return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+def _combine(left, right):
+  A1, L1 = left
+  A2, L2 = right
+  return A1 + A2, jnp.logaddexp(A2 + L1, L2)
+
+
+def linear_scan_log(log_a_TBH: Array, log_b_TBH: Array, mask_TB: Array | None, h0_BH: Array):
+  """h_t = a_t h_{t-1} + b_t for all t at once: (h_T, hs_TBH), outputs zero at padded steps."""
+  if mask_TB is not None:
+    m = mask_TB[..., None]
+    log_a_TBH = jnp.where(m, log_a_TBH, 0.0)
+    log_b_TBH = jnp.where(m, log_b_TBH, NEG)
+  A_TBH, L_TBH = jax.lax.associative_scan(_combine, (log_a_TBH, log_b_TBH), axis=0)
+  hs = jnp.exp(L_TBH) + jnp.exp(A_TBH) * h0_BH[None]
+  ys = hs if mask_TB is None else jnp.where(mask_TB[..., None], hs, 0.0)
+  return hs[-1], ys
+
+
+@dataclasses.dataclass(frozen=True)
+class _Minimal(Cell):
+  """Shared parts: input-only gates (W_x, b; no W_h) and the parallel path."""
+
+  def init(self, key: Array) -> dict:
+    k_x, k_b = jax.random.split(key)
+    w_x = init_gate_blocks(self.kernel_init, k_x, self.input_size, self.hidden_size,
+                           self.num_gates, self.param_dtype)
+    b = self.bias_init(k_b, (self.gate_size,), self.param_dtype)
+    return {"W_x": w_x, "b": b}
+
+  def coefficients(self, xp: Array) -> tuple[Array, Array]:
+    """(a, b) of h_t = a_t h_{t-1} + b_t, in normal space."""
+    raise NotImplementedError
+
+  def log_coefficients(self, xp: Array) -> tuple[Array, Array]:
+    """(log a, log b), computed without forming a or b."""
+    raise NotImplementedError
+
+  def step(self, params: dict, carry: Array, xp: Array) -> tuple[Array, Array]:
+    """The sequential form: h_t = a_t * h_{t-1} + b_t."""
+    del params  # the gates read only x_t, already projected into xp
+    a, b = self.coefficients(xp.astype(self.carry_dtype))
+    h = a * carry + b
+    return h, h
+
+  def parallel_scan(self, params: dict, xp_TBG: Array, mask_TB: Array | None, carry: Array):
+    """(final carry, ys_TBH) by the associative scan in log space (module docstring)."""
+    del params
+    log_a, log_b = self.log_coefficients(xp_TBG.astype(self.carry_dtype))
+    return linear_scan_log(log_a, log_b, mask_TB, carry)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinGRU(_Minimal):
+  """minGRU: parameters W_x [D, 2H], b [2H] (gate order k, p)."""
+
+  num_gates = 2
+
+  def coefficients(self, xp):
+    k, p = jnp.split(xp, 2, axis=-1)
+    z = jax.nn.sigmoid(k)
+    return 1.0 - z, z * g(p)
+
+  def log_coefficients(self, xp):
+    k, p = jnp.split(xp, 2, axis=-1)
+    return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_g(p)   # log(1 - z), log z + log h~
+
+
+@dataclasses.dataclass(frozen=True)
+class MinLSTM(_Minimal):
+  """minLSTM: parameters W_x [D, 3H], b [3H] (gate order k_f, k_i, p)."""
+
+  num_gates = 3
+
+  def coefficients(self, xp):
+    k_f, k_i, p = jnp.split(xp, 3, axis=-1)
+    # f' = f / (f + i) = sigma(-d), i' = sigma(d), d = log i - log f
+    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
+    return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * g(p)
+
+  def log_coefficients(self, xp):
+    k_f, k_i, p = jnp.split(xp, 3, axis=-1)
+    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
+    return -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(p)

@@ -1,0 +1,27 @@
+"""The benchmark's smoke variant end to end (no timing is asserted: the machine is shared)."""
+
+import json
+
+from configs import benchmark as benchmark_config
+from recurrent.bench import suites, timing
+
+
+def test_interleaved_timing_rotates_and_counts():
+  calls = []
+  seconds = timing.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               reps=3, warmup=1)
+  assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+  assert all(len(s) == 3 for s in seconds.values())
+  assert timing.median_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == 3.0
+
+
+def test_smoke_benchmark_runs_every_suite(tmp_path):
+  config = benchmark_config.get_config("smoke")
+  rows = suites.run(config, log=lambda msg: None)
+  got = {(r["suite"], r["impl"]) for r in rows}
+  assert ("train", "torch") in got and ("train", "flax") in got
+  assert ("long", "ours_remat") in got and ("parallel", "min_gru") in got
+  for r in rows:
+    assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2  # smoke: 2 repetitions everywhere
+  json.dumps(rows)  # the binary writes them as JSON
+  assert "tokens/s" in suites.table(rows)
