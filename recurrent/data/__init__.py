@@ -1,0 +1,1 @@
+"""Data pipelines: loaders that read the shared data sets, and the padding/batching they share."""
