@@ -45,11 +45,13 @@ def load_piano_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
   import scipy.io  # only the loader needs scipy
 
   mat = scipy.io.loadmat(str(path))
+  missing = [f"{split}data" for split in SPLITS if f"{split}data" not in mat]
+  if missing:
+    raise ValueError(f"{path}: expected the keys {missing}, found "
+                     f"{sorted(k for k in mat if not k.startswith('__'))}")
   out = {}
   for split in SPLITS:
     key = f"{split}data"
-    if key not in mat:
-      raise ValueError(f"{path}: expected the key {key!r}, found {sorted(k for k in mat if not k.startswith('__'))}")
     cells = mat[key]
     out[split] = [check_roll(cells.flat[i], f"{path}:{key}[{i}]") for i in range(cells.size)]
   return out

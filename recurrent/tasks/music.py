@@ -46,16 +46,20 @@ def note_nll(logits_BTN: jax.Array, targets_BTN: jax.Array, lengths_B: jax.Array
 
 
 def crop_windows(rolls, idx, crop: int, seed: int, step: int):
-  """Random windows of at most ``crop`` steps of the pieces ``idx`` (whole pieces when crop == 0)."""
-  if crop == 0:
-    return [rolls[i] for i in idx]
+  """(inputs, targets) of the pieces ``idx``: random windows of at most ``crop`` steps (whole pieces if 0).
+
+  The inputs of a window are cut from the shifted whole piece, so a window's
+  first input is the frame before it (silence only at the piece's start).
+  """
   rng = np.random.default_rng([seed, step])
-  out = []
+  inputs, targets = [], []
   for i in idx:
     r = rolls[i]
-    start = int(rng.integers(0, max(len(r) - crop, 0) + 1))
-    out.append(r[start:start + crop])
-  return out
+    start = int(rng.integers(0, max(len(r) - crop, 0) + 1)) if crop else 0
+    stop = start + crop if crop else len(r)
+    inputs.append(shift_right(r)[start:stop])
+    targets.append(r[start:stop])
+  return inputs, targets
 
 
 def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
@@ -64,22 +68,21 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
   model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=NUM_NOTES)
   order = batching.EpochOrder(len(rolls["train"]), config.batch_size, config.seed)
 
-  def make_batch(pieces, idx):
-    """Inputs shifted right by one step, targets the pieces themselves; -1 in idx = empty row."""
-    inputs = [shift_right(p) for p in pieces]
+  def make_batch(inputs, targets, idx):
+    """Padded float32 inputs and targets of the rows ``idx`` (-1 = empty row), with lengths."""
     x, lengths = batching.pad(inputs, idx, t.bucket, dtype=np.float32)
-    y, _ = batching.pad(pieces, idx, t.bucket, dtype=np.float32)
+    y, _ = batching.pad(targets, idx, t.bucket, dtype=np.float32)
     return {"inputs": x, "targets": y, "lengths": lengths}
 
   def train_batch(step):
-    idx = order.indices(step)
-    pieces = crop_windows(rolls["train"], idx, t.train_crop, config.seed, step)
-    return make_batch(pieces, np.arange(len(pieces)))
+    inputs, targets = crop_windows(rolls["train"], order.indices(step), t.train_crop, config.seed, step)
+    return make_batch(inputs, targets, np.arange(len(inputs)))
 
   def split_batches(split):
     pieces = rolls[split]
+    inputs = [shift_right(p) for p in pieces]
     for idx in batching.eval_index_batches(len(pieces), t.eval_batch_size, [len(p) for p in pieces]):
-      yield make_batch(pieces, idx)
+      yield make_batch(inputs, pieces, idx)
 
   def init_params(rng):
     x = jnp.zeros((1, t.bucket, NUM_NOTES), jnp.float32)
