@@ -51,6 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_every = 200              # steps between evaluations on the held-out split
   config.checkpoint_every = 200        # steps between checkpoints (and one at the end)
   config.keep_checkpoints = 3          # the last K are kept, plus the best by the eval metric
+  config.eval_batches = 0              # evaluate on at most this many held-out batches; 0 = all
+  config.num_devices = 0               # devices on the mesh axis 'data' (batch split, params replicated); 0 = all
   return config
 
 
@@ -62,6 +64,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.log_every = 2
   config.eval_every = 3
   config.checkpoint_every = 3
+  config.eval_batches = min(config.eval_batches, 2) if config.eval_batches else 2
 
 
 def finalize(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:

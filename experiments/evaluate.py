@@ -1,0 +1,33 @@
+"""Evaluates a trained workdir without training: ``python -m experiments.evaluate --workdir=DIR``.
+
+Rebuilds the task from ``DIR/config.json``, restores the best checkpoint (by
+the task's eval metric; ``--checkpoint=latest`` or a step number instead) and
+prints the held-out metrics, also written to ``DIR/evaluate.json``.
+"""
+
+import json
+from pathlib import Path
+
+from absl import app, flags
+
+from recurrent.training.loop import evaluate, load_config
+from recurrent.training.metrics import quiet_libraries
+
+flags.DEFINE_string("workdir", None, "a workdir written by experiments.train")
+flags.DEFINE_string("checkpoint", "best", "'best', 'latest' or a step number")
+flags.mark_flag_as_required("workdir")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  quiet_libraries()
+  metrics = evaluate(load_config(FLAGS.workdir), FLAGS.workdir, FLAGS.checkpoint)
+  (Path(FLAGS.workdir) / "evaluate.json").write_text(json.dumps(metrics, indent=2) + "\n")
+  print(f"checkpoint step {metrics.pop('step')} ({FLAGS.checkpoint}): "
+        + "  ".join(f"{k} {v:.5g}" for k, v in sorted(metrics.items())))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,31 @@
+"""Trains one config: ``python -m experiments.train --config=configs/NAME.py[:ARG] --workdir=DIR``.
+
+Overrides: ``--config.FIELD=VALUE`` (the config is locked, so a misspelled
+field or a value of the wrong type fails before anything runs). Restarting
+on a workdir with checkpoints resumes from the latest one; only
+``--config.num_steps`` may differ from the run that created the workdir.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from recurrent.training.loop import train_and_evaluate
+from recurrent.training.metrics import quiet_libraries
+
+config_flags.DEFINE_config_file("config", None, "configs/NAME.py[:ARG]", lock_config=True)
+flags.DEFINE_string("workdir", None, "directory for config.json, checkpoints, metrics and figures")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  quiet_libraries()
+  final = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  metrics = "  ".join(f"{k} {v:.5g}" for k, v in sorted(final["eval"].items()))
+  print(f"done: step {final['step']}  eval {metrics}  (best step {final['best_step']})")
+
+
+if __name__ == "__main__":
+  app.run(main)

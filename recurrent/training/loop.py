@@ -1,0 +1,252 @@
+"""The training loop every experiment shares: ``train_and_evaluate(config, workdir)`` and ``evaluate``.
+
+    final = train_and_evaluate(config, workdir)   # resumes from workdir/checkpoints if present
+    metrics = evaluate(config, workdir, checkpoint="best")
+
+The workdir holds ``config.json`` (the resolved config; a restart with a
+config that differs in anything but ``num_steps`` fails listing the fields),
+``checkpoints/`` (Orbax), ``metrics.jsonl`` and ``tb/`` (the same scalars),
+``loss_curve.png`` and ``final.json`` (written when the step budget is done).
+
+A step is ``state, metrics = train_step(state, task.train_batch(step))``, jitted
+with the state donated. Metrics leave the device only every ``log_every``
+steps. Since ``train_batch`` is a pure function of (seed, step) and the step's
+key is ``fold_in(key(seed), step)``, a run resumed from a checkpoint computes
+bitwise the same parameters as one that was never interrupted (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+from absl import logging
+
+from recurrent.tasks import Task, get_task
+from recurrent.training import checkpoint as checkpoint_lib
+from recurrent.training import metrics as metrics_lib
+from recurrent.training import parallel
+from recurrent.training import state as state_lib
+from recurrent.training.optim import check_optim, make_optimizer
+
+RESUMABLE_FIELDS = ("num_steps",)  # the fields a restart may change
+
+
+def check_config(config) -> None:
+  """Fails early, naming the field, on values the loop cannot run with."""
+  for field in ("batch_size", "num_steps", "log_every", "eval_every", "checkpoint_every",
+                "keep_checkpoints"):
+    v = config[field]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+      raise ValueError(f"{field}: must be an integer >= 1, got {v!r}")
+  for field in ("eval_batches", "num_devices"):
+    if not isinstance(config[field], int) or config[field] < 0:
+      raise ValueError(f"{field}: must be an integer >= 0, got {config[field]!r}")
+  check_optim(config.optim)
+
+
+def config_to_dict(config) -> dict:
+  """The config as plain JSON data (tuples become lists), as written to config.json."""
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+  """Dotted names of the fields whose values differ (or exist in only one)."""
+  a, b = _flatten(old), _flatten(new)
+  return sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
+
+
+def write_or_check_config(config, workdir: Path) -> None:
+  """Writes workdir/config.json, or checks that a restart uses the same config."""
+  path = workdir / "config.json"
+  new = config_to_dict(config)
+  if path.exists():
+    differ = [k for k in config_diff(json.loads(path.read_text()), new) if k not in RESUMABLE_FIELDS]
+    if differ:
+      old = _flatten(json.loads(path.read_text()))
+      flat = _flatten(new)
+      details = ", ".join(f"{k}: {old.get(k, '<absent>')!r} -> {flat.get(k, '<absent>')!r}"
+                          for k in differ)
+      raise ValueError(
+          f"workdir {workdir} holds a run with a different config ({details}); only "
+          f"{list(RESUMABLE_FIELDS)} may change on a restart. Use a new --workdir.")
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+
+
+def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """The resolved config a run wrote to workdir/config.json, locked."""
+  path = Path(workdir) / "config.json"
+  if not path.exists():
+    raise ValueError(f"workdir: no config.json in {workdir}; is it a training workdir?")
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  for section in ("model",):
+    if "hidden_sizes" in config.get(section, {}):
+      config[section].hidden_sizes = tuple(config[section].hidden_sizes)
+  config.lock()
+  return config
+
+
+class Evaluator:
+  """Runs the jitted eval step over the held-out split and aggregates total / count."""
+
+  def __init__(self, task: Task, mesh, max_batches: int):
+    self.task, self.mesh, self.max_batches = task, mesh, max_batches
+    self.step = jax.jit(state_lib.make_eval_step(task))
+    self.add = jax.jit(lambda a, b: jax.tree.map(lambda x, y: x + y, a, b))
+
+  def __call__(self, params) -> dict:
+    totals = None
+    for i, batch in enumerate(self.task.eval_batches()):
+      if self.max_batches and i >= self.max_batches:
+        break
+      m = self.step(params, parallel.place_eval_batch(batch, self.mesh))
+      totals = m if totals is None else self.add(totals, m)
+    if totals is None:
+      raise ValueError("task.eval_batches: yielded no batches")
+    totals = jax.device_get(totals)
+    return {k: float(t) / float(c) for k, (t, c) in totals.items()}
+
+
+def _eta(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+      f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class _Setup:
+  """What both training and evaluation build from a config: task, optimiser, mesh, state, checkpoints."""
+
+  def __init__(self, config, workdir: Path, read_only: bool = False):
+    check_config(config)
+    self.task = get_task(config)
+    self.tx = make_optimizer(config.optim, config.num_steps)
+    self.mesh = parallel.make_mesh(config.num_devices)
+    self.state = parallel.replicate(state_lib.init_state(self.task, self.tx, config.seed), self.mesh)
+    self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
+                                           self.task.eval_metric, self.task.eval_mode,
+                                           read_only=read_only)
+    self.evaluator = Evaluator(self.task, self.mesh, config.eval_batches)
+
+
+def _check_finite(state, ckpt) -> None:
+  bad = int(state.nonfinite_step)
+  if bad >= 0:
+    ckpt.wait()
+    raise FloatingPointError(
+        f"loss or gradient became NaN/Inf at step {bad}; stopped. The last good checkpoint "
+        f"(step {ckpt.latest_step()}) is kept; lower optim.learning_rate or set optim.clip_norm.")
+
+
+def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  setup = _Setup(config, workdir)  # every input error surfaces here, before any compile
+  write_or_check_config(config, workdir)
+  task, ckpt, mesh, state = setup.task, setup.ckpt, setup.mesh, setup.state
+
+  start = ckpt.latest_step() or 0
+  if start:
+    state = ckpt.restore(start, like=state)
+    logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
+  writer = metrics_lib.MetricWriter(workdir, start)
+  train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
+                       out_shardings=parallel.replicated(mesh))
+  best = None
+  best_step = ckpt.best_step()
+  if best_step is not None and ckpt.manager.metrics(best_step):
+    best = ckpt.manager.metrics(best_step)[task.eval_metric]
+  better = (lambda a, b: a < b) if task.eval_mode == "min" else (lambda a, b: a > b)
+
+  eval_metrics = None
+  window_start, window_steps, window_tokens = time.perf_counter(), 0, []
+  num_steps = config.num_steps
+  for step in range(start, num_steps):
+    batch = task.train_batch(step)
+    window_tokens.append(task.num_tokens(batch))
+    state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
+    window_steps += 1
+    done = step + 1
+
+    if done % config.log_every == 0 or done == num_steps:
+      _check_finite(state, ckpt)
+      scalars = jax.device_get(metrics)
+      elapsed = time.perf_counter() - window_start
+      tokens = float(sum(float(t) for t in window_tokens))
+      scalars["steps_per_s"] = window_steps / elapsed
+      scalars["tokens_per_s"] = tokens / elapsed
+      writer.write(done, "train", scalars)
+      logging.info("step %d/%d  loss %.5g  |  %.2f steps/s  %.4g tokens/s  |  ETA %s", done,
+                   num_steps, scalars["loss"], scalars["steps_per_s"], scalars["tokens_per_s"],
+                   _eta((num_steps - done) / scalars["steps_per_s"]))
+      window_start, window_steps, window_tokens = time.perf_counter(), 0, []
+
+    evaluated = done % config.eval_every == 0 or done == num_steps
+    if evaluated:
+      _check_finite(state, ckpt)
+      eval_metrics = setup.evaluator(state.params)
+      if task.report is not None:
+        eval_metrics.update(task.report(state.params, done, str(workdir)) or {})
+      writer.write(done, "eval", eval_metrics)
+      logging.info("eval at step %d: %s", done,
+                   "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
+      window_start = time.perf_counter()  # eval time is not training throughput
+
+    is_best = evaluated and (best is None or better(eval_metrics[task.eval_metric], best))
+    if is_best:
+      best = eval_metrics[task.eval_metric]
+    if done % config.checkpoint_every == 0 or done == num_steps or is_best:
+      _check_finite(state, ckpt)
+      ckpt.save(done, state, metrics=eval_metrics if evaluated else None)
+
+  ckpt.wait()
+  writer.close()
+  if eval_metrics is None:  # nothing left to train: the run was already complete
+    eval_metrics = setup.evaluator(state.params)
+  final = {"step": num_steps, "eval": eval_metrics, "best_step": ckpt.best_step(),
+           "best": {task.eval_metric: best}}
+  metrics_lib.plot_loss_curves(workdir, "loss")
+  (workdir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+  ckpt.close()
+  return final
+
+
+def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> dict:
+  """Restores the 'best' or 'latest' checkpoint (or a step number) and returns its eval metrics."""
+  workdir = Path(workdir)
+  setup = _Setup(config, workdir, read_only=True)
+  if checkpoint == "best":
+    step = setup.ckpt.best_step()
+  elif checkpoint == "latest":
+    step = setup.ckpt.latest_step()
+  elif str(checkpoint).isdigit():
+    step = int(checkpoint)
+    if step not in setup.ckpt.all_steps():
+      raise ValueError(f"checkpoint: no step {step} in {workdir}/checkpoints; "
+                       f"saved steps are {setup.ckpt.all_steps()}")
+  else:
+    raise ValueError(f"checkpoint: must be 'best', 'latest' or a step number, got {checkpoint!r}")
+  if step is None:
+    raise ValueError(f"workdir: no checkpoint in {workdir}/checkpoints")
+  state = setup.ckpt.restore(step, like=setup.state)
+  metrics = setup.evaluator(state.params)
+  if setup.task.report is not None:
+    metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
+  setup.ckpt.close()
+  return {"step": step, **metrics}

@@ -1,0 +1,83 @@
+"""Metrics: the same scalars to TensorBoard event files and ``WORKDIR/metrics.jsonl``; the loss curve.
+
+Each JSONL line is one record ``{"step": s, "split": "train" | "eval", name: value, ...}``;
+TensorBoard gets ``split/name``. A resumed run first drops the records past
+the checkpoint it restarts from (they will be written again), in both files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import tensorboardX  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+
+
+def quiet_libraries() -> None:
+  """Keeps Orbax's per-save INFO lines out of the absl log; its warnings and errors still show."""
+  drop = lambda r: not ("/orbax/" in r.pathname and r.levelno < logging.WARNING)
+  absl_logging.get_absl_handler().addFilter(drop)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+  path = Path(path)
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricWriter:
+  """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard events under ``workdir/tb``."""
+
+  def __init__(self, workdir: str | os.PathLike, start_step: int = 0):
+    workdir = Path(workdir)
+    self.path = workdir / "metrics.jsonl"
+    kept = [r for r in read_jsonl(self.path) if r["step"] <= start_step]
+    self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    self.tb = tensorboardX.SummaryWriter(str(workdir / "tb"),
+                                         purge_step=start_step + 1 if start_step else None)
+
+  def write(self, step: int, split: str, scalars: dict) -> None:
+    scalars = {k: float(v) for k, v in scalars.items()}
+    with self.path.open("a") as f:
+      f.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
+    for k, v in scalars.items():
+      self.tb.add_scalar(f"{split}/{k}", v, int(step))
+
+  def close(self) -> None:
+    self.tb.close()
+
+
+def curve(records: list[dict], split: str, name: str) -> tuple[list[int], list[float]]:
+  """(steps, values) of ``name`` in the records of one split."""
+  pts = [(r["step"], r[name]) for r in records if r["split"] == split and name in r]
+  return [s for s, _ in pts], [v for _, v in pts]
+
+
+def plot_loss_curves(workdir: str | os.PathLike, name: str = "loss") -> Path:
+  """Train and eval ``name`` against step, from metrics.jsonl, to ``workdir/loss_curve.png``."""
+  workdir = Path(workdir)
+  records = read_jsonl(workdir / "metrics.jsonl")
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for split, style in (("train", "-"), ("eval", "o-")):
+    steps, values = curve(records, split, name)
+    if steps:
+      ax.plot(steps, values, style, label=split, markersize=3)
+  ax.set_xlabel("step")
+  ax.set_ylabel(name)
+  if all(v > 0 for r in records for k, v in r.items() if k == name):
+    ax.set_yscale("log")
+  ax.legend()
+  ax.set_title(workdir.name)
+  fig.tight_layout()
+  out = workdir / "loss_curve.png"
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+  return out

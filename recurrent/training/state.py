@@ -1,0 +1,101 @@
+"""The train state and the pure, jitted train and eval steps.
+
+    state = init_state(task, tx, seed)
+    train_step = make_train_step(task, tx, config.optim)   # (state, batch) -> (state, metrics)
+    eval_step = make_eval_step(task)                       # (params, batch) -> {name: (total, count)}
+
+The step's randomness is ``fold_in(key(seed), step)``, so it depends on the
+step alone and a resumed run draws the same keys. A step whose loss or
+gradient is NaN or Inf leaves params and optimiser state unchanged and records
+its index in ``state.nonfinite_step`` (-1 while every step was finite); the
+loop checks it whenever metrics leave the device and stops naming that step.
+
+Logged norms (Pascanu et al. 2013 for clipping): ``grad_norm`` is the global
+L2 norm of the raw gradient, ``grad_norm_clipped`` after the config's value
+and global-norm clipping, ``update_norm`` of the optimiser's update and
+``param_norm`` of the new parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from recurrent.tasks.base import Task
+
+
+class TrainState(NamedTuple):
+  step: jax.Array            # int32 scalar: the number of steps taken
+  params: Any
+  opt_state: Any
+  rng: jax.Array             # uint32 key data of key(seed); per-step keys are fold_in(rng, step)
+  nonfinite_step: jax.Array  # int32 scalar: first step with a NaN/Inf loss or gradient, -1 if none
+
+
+def init_state(task: Task, tx: optax.GradientTransformation, seed: int) -> TrainState:
+  """The state at step 0: params from a key folded out of key(seed), a fresh optimiser state.
+
+  Built under one jit: one compile instead of one per initialiser op.
+  """
+  @jax.jit
+  def init(key_data):
+    key = jax.random.wrap_key_data(key_data)
+    params = task.init_params(jax.random.fold_in(key, 0x1417))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      rng=key_data, nonfinite_step=jnp.full((), -1, jnp.int32))
+  return init(jax.random.key_data(jax.random.key(seed)))
+
+
+def clip_gradients(grads, optim):
+  """The gradient after the config's clipping, as the optimiser chain sees it (for logging)."""
+  if optim.clip_value > 0:
+    grads, _ = optax.clip(optim.clip_value).update(grads, optax.EmptyState())
+  if optim.clip_norm > 0:
+    grads, _ = optax.clip_by_global_norm(optim.clip_norm).update(grads, optax.EmptyState())
+  return grads
+
+
+def means(metrics) -> dict:
+  """{name: (total, count)} -> {name: total / count}."""
+  return {k: jnp.asarray(t, jnp.float32) / jnp.asarray(c, jnp.float32) for k, (t, c) in metrics.items()}
+
+
+def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
+  """A pure ``train_step(state, batch) -> (state, metrics)``; jit it with the state donated."""
+
+  def train_step(state: TrainState, batch):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    (loss, task_metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
+        state.params, batch, rng)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+    nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~ok, state.step, state.nonfinite_step)
+    metrics = {
+        **means(task_metrics),
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "grad_norm_clipped": optax.tree.norm(clip_gradients(grads, optim)),
+        "update_norm": optax.tree.norm(updates),
+        "param_norm": optax.tree.norm(params),
+    }
+    new_state = TrainState(state.step + 1, params, opt_state, state.rng, nonfinite_step)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(task: Task):
+  """A pure ``eval_step(params, batch) -> {name: (total, count)}`` (deterministic: rng=None)."""
+
+  def eval_step(params, batch):
+    _, metrics = task.loss_fn(params, batch, None)
+    return {k: (jnp.asarray(t, jnp.float32), jnp.asarray(c, jnp.float32)) for k, (t, c) in metrics.items()}
+
+  return eval_step

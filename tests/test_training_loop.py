@@ -1,0 +1,125 @@
+"""End to end on the synthetic sine task: train, metrics files, evaluate, NaN stop, restart checks."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs import sine
+from recurrent.training import loop
+from recurrent.training.checkpoint import Checkpoints
+from recurrent.training.metrics import read_jsonl
+
+
+def smoke(**overrides):
+  config = sine.get_config("smoke")
+  for k, v in overrides.items():
+    node = config
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run")
+  final = loop.train_and_evaluate(smoke(), workdir)
+  return workdir, final
+
+
+def test_train_writes_every_artifact(trained):
+  workdir, final = trained
+  for name in ("config.json", "metrics.jsonl", "loss_curve.png", "final.json", "sine_predictions.png"):
+    assert (workdir / name).stat().st_size > 0, name
+  assert list((workdir / "tb").glob("events.out.tfevents.*"))
+  records = read_jsonl(workdir / "metrics.jsonl")
+  train = [r for r in records if r["split"] == "train"]
+  evals = [r for r in records if r["split"] == "eval"]
+  assert [r["step"] for r in train] == [2, 4, 6] and [r["step"] for r in evals] == [3, 6]
+  for key in ("loss", "grad_norm", "grad_norm_clipped", "update_norm", "param_norm",
+              "steps_per_s", "tokens_per_s"):
+    assert all(np.isfinite(r[key]) for r in train), key
+  assert evals[-1]["mse"] == pytest.approx(final["eval"]["mse"])
+  # tokens/s = steps/s x (batch x window) for this task
+  assert train[-1]["tokens_per_s"] == pytest.approx(train[-1]["steps_per_s"] * 8 * 25, rel=1e-6)
+
+
+def test_tensorboard_holds_the_same_scalars(trained):
+  import struct
+  from tensorboardX.proto import event_pb2
+  workdir, _ = trained
+  got = []
+  for path in sorted((workdir / "tb").glob("events.out.tfevents.*")):
+    data = path.read_bytes()  # TFRecord: u64 length, u32 crc, payload, u32 crc
+    while data:
+      (n,) = struct.unpack("<Q", data[:8])
+      event = event_pb2.Event.FromString(data[12:12 + n])
+      data = data[16 + n:]
+      got += [(event.step, v.simple_value) for v in event.summary.value if v.tag == "train/loss"]
+  records = read_jsonl(workdir / "metrics.jsonl")
+  want = [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_checkpoints_keep_last_and_best(trained):
+  workdir, final = trained
+  ckpt = Checkpoints(workdir / "checkpoints", keep=1, metric="mse", mode="min", read_only=True)
+  evals = {r["step"]: r["mse"] for r in read_jsonl(workdir / "metrics.jsonl") if r["split"] == "eval"}
+  assert ckpt.latest_step() == 6
+  assert ckpt.best_step() == min(evals, key=evals.get) == final["best_step"]
+
+
+def test_evaluate_reproduces_the_eval_metrics(trained):
+  workdir, final = trained
+  config = loop.load_config(workdir)
+  got = loop.evaluate(config, workdir, "latest")
+  assert got["step"] == 6
+  assert got["mse"] == pytest.approx(final["eval"]["mse"], rel=1e-6)
+  evals = {r["step"]: r["mse"] for r in read_jsonl(workdir / "metrics.jsonl") if r["split"] == "eval"}
+  best = loop.evaluate(config, workdir, "best")
+  assert best["mse"] == pytest.approx(evals[best["step"]], rel=1e-6)
+  with pytest.raises(ValueError, match="checkpoint: no step 5"):
+    loop.evaluate(config, workdir, "5")
+
+
+def test_restart_with_a_different_config_lists_the_fields(trained, tmp_path):
+  workdir, _ = trained
+  with pytest.raises(ValueError, match=r"batch_size: 8 -> 4.*optim\.learning_rate"):
+    loop.train_and_evaluate(smoke(batch_size=4, **{"optim.learning_rate": 0.1}), workdir)
+
+
+def test_more_steps_resumes_and_extends_the_run(trained, tmp_path):
+  import shutil
+  workdir = tmp_path / "run"
+  shutil.copytree(trained[0], workdir)
+  final = loop.train_and_evaluate(smoke(num_steps=8), workdir)
+  assert final["step"] == 8
+  steps = [r["step"] for r in read_jsonl(workdir / "metrics.jsonl") if r["split"] == "train"]
+  assert steps == [2, 4, 6, 8]  # no duplicate records for the steps already done
+  assert json.loads((workdir / "config.json").read_text())["num_steps"] == 8
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  # Plain SGD at a huge rate: the loss is finite for the first steps, then Inf or NaN.
+  config = smoke(num_steps=12, checkpoint_every=1, log_every=1, eval_every=100,
+                 **{"optim.name": "sgd", "optim.learning_rate": 1e15, "optim.clip_value": 0.0})
+  with pytest.raises(FloatingPointError, match=r"NaN/Inf at step (\d+)") as err:
+    loop.train_and_evaluate(config, tmp_path)
+  bad = int(__import__("re").search(r"step (\d+)", str(err.value)).group(1))
+  ckpt = Checkpoints(tmp_path / "checkpoints", keep=3, metric="mse", mode="min", read_only=True)
+  assert ckpt.latest_step() == bad  # the state after `bad` good steps; nothing after it saved
+  records = read_jsonl(tmp_path / "metrics.jsonl")
+  assert all(np.isfinite(r["loss"]) for r in records if r["step"] <= bad)
+
+
+def test_bad_values_fail_naming_the_field_before_training(tmp_path):
+  with pytest.raises(ValueError, match="batch_size: must be an integer >= 1, got 0"):
+    loop.train_and_evaluate(smoke(batch_size=0), tmp_path)
+  with pytest.raises(ValueError, match="task.name: unknown task 'nope'"):
+    loop.train_and_evaluate(smoke(**{"task.name": "nope"}), tmp_path)
+  with pytest.raises(ValueError, match="optim.name"):
+    loop.train_and_evaluate(smoke(**{"optim.name": "adamm"}), tmp_path)
+  assert not (Path(tmp_path) / "config.json").exists()
