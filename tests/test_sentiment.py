@@ -68,7 +68,7 @@ def write_fake_data(folder):
     (d / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("arg", ["pooling=max,bidirectional,smoke", "pooling=last,smoke"])
+@pytest.mark.parametrize("arg", ["pooling=max,bidirectional,smoke"])
 def test_smoke_steps_and_report(tmp_path, arg):
   write_fake_data(tmp_path)
   config = sentiment_config.get_config(arg)
