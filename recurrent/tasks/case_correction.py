@@ -156,6 +156,23 @@ def seq2seq_batch(batch) -> dict:
           "tgt_len": jnp.where(lengths_B > 0, lengths_B + 1, 0), "teacher_forcing": 1.0}
 
 
+def decoded_metrics(tokens_BT1, batch) -> dict:
+  """(total, count) of decoded tokens (byte + 3, EOS) [B, >= T + 1] against a case batch:
+  ``accuracy`` over the L reference bytes, ``changed_accuracy`` over those whose case changes,
+  ``exact_match`` of whole crops (the L bytes then EOS). Rows of length 0 count for nothing."""
+  inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
+  T = targets_BT.shape[1]
+  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  changed_BT = valid_BT & (inputs_BT != targets_BT)
+  correct_BT = tokens_BT1[:, :T] == targets_BT + SPECIALS
+  ends_B = jnp.take_along_axis(tokens_BT1, lengths_B[:, None], 1)[:, 0] == EOS
+  whole_B = jnp.all(correct_BT | ~valid_BT, 1) & ends_B & (lengths_B > 0)
+  n = jnp.sum(valid_BT)
+  return {"accuracy": (jnp.sum(correct_BT & valid_BT), n),
+          "changed_accuracy": (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT)),
+          "exact_match": (jnp.sum(whole_B), jnp.sum(lengths_B > 0))}
+
+
 def make_encoder_decoder(config):
   """Seed 004's encoder-decoder (``recurrent.seq2seq``): (init_params, loss_fn, predict).
 
@@ -189,20 +206,8 @@ def make_encoder_decoder(config):
     loss, metrics = teacher_forced(params, seq2seq_batch(batch), rng)
     if rng is not None:
       return loss, metrics
-    inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
-    T = targets_BT.shape[1]
-    out = greedy(params, inputs_BT, lengths_B)
-    pred_BT = to_bytes(out.tokens)
-    valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
-    changed_BT = valid_BT & (inputs_BT != targets_BT)
-    correct_BT = pred_BT[:, :T] == targets_BT
-    ends_B = jnp.take_along_axis(out.tokens, lengths_B[:, None], 1)[:, 0] == EOS
-    whole_B = jnp.all(correct_BT | ~valid_BT, 1) & ends_B
-    n = jnp.sum(valid_BT)
-    metrics = dict(metrics, accuracy=(jnp.sum(correct_BT & valid_BT), n),
-                   changed_accuracy=(jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT)),
-                   exact_match=(jnp.sum(whole_B & (lengths_B > 0)), jnp.sum(lengths_B > 0)))
-    return loss, metrics
+    out = greedy(params, batch["inputs"], batch["lengths"])
+    return loss, dict(metrics, **decoded_metrics(out.tokens, batch))
 
   def predict(params, inputs_BT, lengths_B):
     return to_bytes(greedy(params, inputs_BT, lengths_B).tokens)
