@@ -104,6 +104,8 @@ def encoder_decoder(config):
   config.model.bridge = "auto"           # learned: tanh(W [h_fw; h_bw] + b)
   config.task.teacher_forcing_start = 1.0
   config.task.teacher_forcing_end = 1.0
+  config.optim.learning_rate = 3e-3      # the seq2seq configs' optimizer: at the tagger's 1e-3 it
+  config.optim.clip_norm = 1.0           # reaches 43% held-out byte accuracy after 5 epochs, 96% here
 
 
 def get_sweep():

@@ -254,7 +254,8 @@ def test_encoder_decoder_config_and_smoke_training_through_the_harness(book, tmp
   for arg in ("smoke,encoder_decoder", "encoder_decoder,smoke"):
     c = case_config.get_config(arg)
     assert c.task.architecture == "encoder_decoder" and c.model.decoder_sizes == (16,)
-  assert case_config.get_config("encoder_decoder").model.attention == "bahdanau"
+  c = case_config.get_config("encoder_decoder")
+  assert c.model.attention == "bahdanau" and c.optim.learning_rate == 3e-3
   path, fraction = book
   final = train_and_evaluate(smoke_config(path, fraction, "smoke,encoder_decoder"), tmp_path / "run")
   assert final["step"] == 6
