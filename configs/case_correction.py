@@ -5,7 +5,8 @@
     ./launch.sh sweep configs/case_correction.py --workdir=runs/case_sweep   # cells x directions
     python -m experiments.train --config=configs/case_correction.py:smoke --workdir=/tmp/case
 
-Variants (comma-separated): ``cell=rnn|gru|lstm``, ``bidirectional``, ``smoke``.
+Variants (comma-separated): ``cell=rnn|gru|lstm``, ``bidirectional``, ``encoder_decoder``
+(seed 004's encoder-decoder with attention, greedy-decoded metrics), ``smoke``.
 The book is ``$RECURRENT_DATA_DIR/sherlock_holmes/1661-0.txt`` unless
 ``--config.task.path=...``. Expect the held-out byte accuracy to pass 99%
 and the fixed sentence (``<workdir>/fixed_sentence.txt``, one line per
@@ -63,7 +64,10 @@ def get_config(arg=None):
 def _apply_variants(config, arg):
   """Applies this config's variants; returns what is left for base.finalize (smoke)."""
   rest = []
-  for v in [a for a in (arg or "").split(",") if a]:
+  variants = [a for a in (arg or "").split(",") if a]
+  if "encoder_decoder" in variants:      # first, so that smoke shrinks its sizes in any order
+    encoder_decoder(config)
+  for v in variants:
     if v.startswith("cell="):
       cell = v[len("cell="):]
       if cell not in CELLS:
@@ -71,14 +75,37 @@ def _apply_variants(config, arg):
       config.model.cell = cell
     elif v == "bidirectional":
       config.model.bidirectional = True
+    elif v == "encoder_decoder":
+      pass
     elif v == "smoke":
       rest.append(v)
       config.task.max_len = 20
       config.task.min_len = 5
+      if config.task.architecture == "encoder_decoder":
+        config.model.embed_size, config.model.decoder_sizes = 8, (16,)
+        config.model.attn_size, config.model.output_size = 8, 16
     else:
       raise ValueError(f"config arg: unknown variant {v!r}; this config knows "
-                       f"['cell=rnn|gru|lstm', 'bidirectional', 'smoke']")
+                       f"['cell=rnn|gru|lstm', 'bidirectional', 'encoder_decoder', 'smoke']")
   return ",".join(rest)
+
+
+def encoder_decoder(config):
+  """Seed 004's encoder-decoder: a bidirectional encoder (32 per direction, ``model.cell``), a
+  64-unit decoder with Bahdanau attention, byte tokens + PAD/BOS/EOS (``recurrent.seq2seq``)."""
+  config.task.architecture = "encoder_decoder"
+  config.model.bidirectional = True
+  config.model.embed_size = 32           # learned byte embeddings (the tagger reads one-hot bytes)
+  config.model.decoder_sizes = (64,)
+  config.model.attention = "bahdanau"
+  config.model.attn_size = 32
+  config.model.output_size = 64
+  config.model.input_feeding = False
+  config.model.bridge = "auto"           # learned: tanh(W [h_fw; h_bw] + b)
+  config.task.teacher_forcing_start = 1.0
+  config.task.teacher_forcing_end = 1.0
+  config.optim.learning_rate = 3e-3      # the seq2seq configs' optimizer: at the tagger's 1e-3 it
+  config.optim.clip_norm = 1.0           # reaches 43% held-out byte accuracy after 5 epochs, 96% here
 
 
 def get_sweep():

@@ -24,7 +24,7 @@ def get_config(arg=None):
   config.task.seq_len = 64              # bytes per training window (truncated BPTT length)
   config.task.eval_warmup = 64          # context bytes read, not scored, before each held-out window
   config.task.prompt = '"My dear Watson," said Holmes, "'
-  config.task.temperatures = (0.5, 1.0)
+  config.task.temperatures = (0.5, 1.0)  # 0 = greedy (the argmax byte)
   config.task.sample_len = 300          # bytes sampled after the prompt
 
   config.model.cell = "lstm"

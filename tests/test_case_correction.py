@@ -183,3 +183,81 @@ def test_smoke_config_trains_through_the_harness(book, tmp_path):
   assert {"changed_accuracy", "test_sentence_accuracy", "epoch"} <= set(final["eval"])
   assert len((tmp_path / "run" / "fixed_sentence.txt").read_text().splitlines()) == 2 + 2
 
+
+
+# -- the encoder-decoder variant (seed 004's revisited task) ------------------------------------
+
+def test_seq2seq_batch_tokens_are_bytes_plus_three():
+  targets = np.array([[65, 98, 0], [99, 0, 0], [0, 0, 0]], np.int32)       # "Ab", "c", empty
+  batch = {"inputs": text.lowercase_ascii(targets), "targets": targets,
+           "lengths": np.array([2, 1, 0], np.int32)}
+  b = case_correction.seq2seq_batch(batch)
+  np.testing.assert_array_equal(b["src"], [[100, 101, 0], [102, 0, 0], [0, 0, 0]])
+  np.testing.assert_array_equal(b["tgt_in"], [[1, 68, 101, 0], [1, 102, 0, 0], [1, 0, 0, 0]])
+  np.testing.assert_array_equal(b["tgt_out"], [[68, 101, 2, 0], [102, 2, 0, 0], [2, 0, 0, 0]])
+  np.testing.assert_array_equal(b["tgt_len"], [3, 2, 0])
+
+
+def test_decoded_metrics_against_hand_counts():
+  targets = np.array([[65, 98, 67], [100, 69, 0], [0, 0, 0]], np.int32)   # "AbC", "dE", empty
+  batch = {"inputs": text.lowercase_ascii(targets), "targets": targets,
+           "lengths": np.array([3, 2, 0], np.int32)}
+  tokens = np.array([[68, 101, 70, 2],                # all right, then EOS: an exact match
+                     [103, 2, 0, 0],                  # "d" right, then an early EOS
+                     [5, 6, 7, 8]], np.int32)         # an empty row counts for nothing
+  m = case_correction.decoded_metrics(jnp.asarray(tokens), batch)
+  got = {k: (int(t), int(c)) for k, (t, c) in m.items()}
+  assert got == {"accuracy": (4, 5), "changed_accuracy": (2, 3), "exact_match": (1, 2)}
+  tokens[0, 3] = 70                                   # no EOS after the bytes: not an exact match
+  assert int(case_correction.decoded_metrics(jnp.asarray(tokens), batch)["exact_match"][0]) == 0
+
+
+def test_encoder_decoder_loss_and_greedy_decoding_against_brute_force(book):
+  path, fraction = book
+  config = smoke_config(path, fraction, "smoke,encoder_decoder,cell=gru")
+  task = get_task(config)
+  params = jax.tree.map(lambda p: 3.0 * p, task.init_params(jax.random.key(0)))  # peaked outputs
+  batch = next(iter(task.eval_batches()))
+  loss, metrics = jax.jit(lambda p, b: task.loss_fn(p, b, None))(params, batch)
+  # the teacher-forced loss, by hand from the model's logits: tokens = bytes + 3, then EOS (2)
+  from recurrent.tasks import _seq2seq
+  model = _seq2seq.build_model(config, 259, 259)
+  B, T = batch["targets"].shape
+  L = batch["lengths"]
+  src = np.where(np.arange(T)[None, :] < L[:, None], batch["inputs"] + 3, 0)
+  tgt_in = np.zeros((B, T + 1), np.int32)
+  tgt_in[:, 0] = 1
+  tgt_in[:, 1:] = np.where(np.arange(T)[None, :] < L[:, None], batch["targets"] + 3, 0)
+  forward = jax.jit(lambda x: model.forward(params, src, np.maximum(L, 1), x)[0])
+  logp = numpy_log_softmax(forward(tgt_in))
+  nll = [-logp[b, t, batch["targets"][b, t] + 3 if t < L[b] else 2]
+         for b in range(B) for t in range(L[b] + 1)]
+  np.testing.assert_allclose(loss, np.mean(nll), rtol=1e-5)
+  # greedy decoding, re-decoded by brute force: the whole prefix re-read for every new token
+  seq = np.zeros((B, T + 2), np.int32)
+  seq[:, 0] = 1
+  for t in range(T + 1):
+    nxt = np.argmax(np.asarray(forward(seq[:, :T + 1]))[:, t], -1)
+    done = (seq[:, 1:t + 1] == 2).any(1)
+    seq[:, t + 1] = np.where(done, 0, nxt)
+  want = case_correction.decoded_metrics(jnp.asarray(seq[:, 1:]), batch)
+  for k in ("accuracy", "changed_accuracy", "exact_match"):
+    assert [float(x) for x in metrics[k]] == [float(x) for x in want[k]], k
+  predict = case_correction.make_encoder_decoder(config)[2]
+  got = np.asarray(jax.jit(predict)(params, batch["inputs"], batch["lengths"]))
+  np.testing.assert_array_equal(got, np.where(seq[:, 1:] >= 3, seq[:, 1:] - 3, 0))
+  assert len(np.unique(seq[:, 1:])) > 3                 # the decoded outputs are not all alike
+
+
+def test_encoder_decoder_config_and_smoke_training_through_the_harness(book, tmp_path):
+  from recurrent.training.loop import train_and_evaluate
+  for arg in ("smoke,encoder_decoder", "encoder_decoder,smoke"):
+    c = case_config.get_config(arg)
+    assert c.task.architecture == "encoder_decoder" and c.model.decoder_sizes == (16,)
+  c = case_config.get_config("encoder_decoder")
+  assert c.model.attention == "bahdanau" and c.optim.learning_rate == 3e-3
+  path, fraction = book
+  final = train_and_evaluate(smoke_config(path, fraction, "smoke,encoder_decoder"), tmp_path / "run")
+  assert final["step"] == 6
+  assert {"accuracy", "changed_accuracy", "exact_match", "token_accuracy"} <= set(final["eval"])
+  assert len((tmp_path / "run" / "fixed_sentence.txt").read_text().splitlines()) == 2 + 2

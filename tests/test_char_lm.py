@@ -95,10 +95,13 @@ def test_priming_and_stepping_match_teacher_forcing_and_cold_sampling_is_greedy(
   step_logits, _ = char_lm.make_step_fn(model, params)(last, carries)
   full, _ = model.apply({"params": params}, prompt)
   np.testing.assert_allclose(step_logits, full[:, -1], atol=1e-5)
-  out = char_lm.sample_bytes(model, params, prompt, jax.random.key(1), 8, temperature=1e-4)
-  assert np.asarray(out)[0].tolist() == brute_force_greedy(model, params, list(b"Holmes"), 8)
-  with pytest.raises(ValueError, match="temperature: must be > 0"):
-    char_lm.sample_bytes(model, params, prompt, jax.random.key(1), 8, temperature=0.0)
+  want = brute_force_greedy(model, params, list(b"Holmes"), 8)
+  generate = jax.jit(char_lm.generate, static_argnums=(0, 4, 5))
+  assert np.asarray(generate(model, params, prompt, jax.random.key(1), 8, 0.0))[0].tolist() == want
+  cold = generate(model, params, prompt, jax.random.key(1), 8, 1e-4)       # decoding.sample
+  assert np.asarray(cold)[0].tolist() == want
+  with pytest.raises(ValueError, match="temperature: must be >= 0"):
+    char_lm.generate(model, params, prompt, jax.random.key(1), 8, temperature=-1.0)
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0])
@@ -108,7 +111,7 @@ def test_sampling_follows_the_tempered_softmax(temperature):
   prompt = jnp.full((N, 2), 72, jnp.int32)
   params = model.init(jax.random.key(0), prompt[:1])["params"]
   params = jax.tree.map(lambda p: 6.0 * p, params)
-  out = np.asarray(char_lm.sample_bytes(model, params, prompt, jax.random.key(3), 1, temperature))
+  out = np.asarray(char_lm.generate(model, params, prompt, jax.random.key(3), 1, temperature))
   logits, _ = model.apply({"params": params}, prompt[:1])
   p = np.exp(numpy_log_softmax(np.asarray(logits[0, -1]) / temperature))
   freq = np.bincount(out[:, 0], minlength=256) / N
@@ -144,6 +147,10 @@ def test_a_few_adam_steps_and_the_report(config, tmp_path):
 def test_empty_prompt_fails(config):
   config.task.prompt = ""
   with pytest.raises(ValueError, match="task.prompt"):
+    get_task(config)
+  config.task.prompt = "It"
+  config.task.temperatures = (0.5, -1.0)
+  with pytest.raises(ValueError, match="task.temperatures"):
     get_task(config)
 
 

@@ -11,6 +11,10 @@ the output is a 256-way softmax over bytes, as in the seed:
     x_t = onehot(lower(c_t)),  h_t = cell(h_{t-1}, x_t),  p(c_t | x) = softmax(W h_t + b)
     loss = -(1/N) sum_{b, t < L_b} log p(c_{b,t} | x_b)            (padding excluded)
 
+``task.architecture = "encoder_decoder"`` (the seed's revisited task) reads
+the whole crop with an encoder and writes the cased one with an attentional
+decoder (:func:`make_encoder_decoder`), its metrics from greedy decoding.
+
 A unidirectional model sees only the past (the seed's point: it cannot know
 that the "m" of "mr." starts a title); ``model.bidirectional`` lets every
 output see the whole crop. Metrics: ``accuracy`` over every byte and
@@ -33,11 +37,15 @@ import numpy as np
 import optax
 from absl import logging
 
+from recurrent import decoding
 from recurrent.data import text
 from recurrent.models import SequenceTagger, rnn_kwargs
+from recurrent.seq2seq import BOS, EOS, PAD
+from recurrent.tasks import _seq2seq
 from recurrent.tasks.base import Task
 
-ARCHITECTURES = ("tagger",)
+ARCHITECTURES = ("tagger", "encoder_decoder")
+SPECIALS = 3   # an encoder-decoder token is a byte + 3: ids 0, 1, 2 are PAD, BOS, EOS (recurrent.seq2seq)
 
 
 def make_pair(crops_BT: np.ndarray, lengths_B: np.ndarray) -> dict:
@@ -78,7 +86,8 @@ def build(config) -> Task:
   logging.info("case_correction: %d training bytes, %d held out; one epoch = %d steps of %d crops",
                len(train), len(held_out), epoch_steps, B)
 
-  init_params, loss_fn, predict = make_tagger(config)
+  make = make_tagger if t.architecture == "tagger" else make_encoder_decoder
+  init_params, loss_fn, predict = make(config)
   predict = jax.jit(predict)
 
   def train_batch(step):
@@ -131,6 +140,79 @@ def make_tagger(config):
     return jnp.argmax(logits_fn(params, inputs_BT, lengths_B), -1)
 
   return init_params, loss_fn, predict
+
+
+def seq2seq_batch(batch) -> dict:
+  """A case batch as token ids (byte + 3): src = the lowered crop, tgt_in = BOS y, tgt_out = y EOS."""
+  inputs_BT, targets_BT, lengths_B = (jnp.asarray(batch[k]) for k in ("inputs", "targets", "lengths"))
+  B, T = targets_BT.shape
+  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  src_BT = jnp.where(valid_BT, inputs_BT + SPECIALS, PAD)
+  tgt_BT = jnp.where(valid_BT, targets_BT + SPECIALS, PAD)
+  tgt_in = jnp.concatenate([jnp.full((B, 1), BOS, tgt_BT.dtype), tgt_BT], 1)
+  eos_BT1 = jnp.arange(T + 1)[None, :] == lengths_B[:, None]
+  tgt_out = jnp.where(eos_BT1, EOS, jnp.concatenate([tgt_BT, jnp.zeros((B, 1), tgt_BT.dtype)], 1))
+  return {"src": src_BT, "src_len": lengths_B, "tgt_in": tgt_in, "tgt_out": tgt_out,
+          "tgt_len": jnp.where(lengths_B > 0, lengths_B + 1, 0), "teacher_forcing": 1.0}
+
+
+def decoded_metrics(tokens_BT1, batch) -> dict:
+  """(total, count) of decoded tokens (byte + 3, EOS) [B, >= T + 1] against a case batch:
+  ``accuracy`` over the L reference bytes, ``changed_accuracy`` over those whose case changes,
+  ``exact_match`` of whole crops (the L bytes then EOS). Rows of length 0 count for nothing."""
+  inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
+  T = targets_BT.shape[1]
+  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  changed_BT = valid_BT & (inputs_BT != targets_BT)
+  correct_BT = tokens_BT1[:, :T] == targets_BT + SPECIALS
+  ends_B = jnp.take_along_axis(tokens_BT1, lengths_B[:, None], 1)[:, 0] == EOS
+  whole_B = jnp.all(correct_BT | ~valid_BT, 1) & ends_B & (lengths_B > 0)
+  n = jnp.sum(valid_BT)
+  return {"accuracy": (jnp.sum(correct_BT & valid_BT), n),
+          "changed_accuracy": (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT)),
+          "exact_match": (jnp.sum(whole_B), jnp.sum(lengths_B > 0))}
+
+
+def make_encoder_decoder(config):
+  """Seed 004's encoder-decoder (``recurrent.seq2seq``): (init_params, loss_fn, predict).
+
+  The encoder reads the whole lowered crop, the decoder writes the cased one
+  from BOS to EOS, one byte token at a time. Training is teacher-forced:
+
+      loss = -(1/N) sum_{b, t <= L_b} log p(y_{b,t} | y_{b,<t}, x_b),   y_{b,L_b+1} = EOS
+
+  (the mean over the L + 1 target tokens, EOS included). The evaluation
+  (``rng`` None) adds the greedy-decoded outputs' ``accuracy`` over the L
+  reference bytes (an early EOS makes the rest wrong), ``changed_accuracy``
+  over the bytes whose case changes and ``exact_match`` of whole crops; the
+  teacher-forced ``token_accuracy`` sees the cased prefix, so only the greedy
+  numbers compare with the tagger's.
+  """
+  vocab = text.VOCAB_SIZE + SPECIALS
+  model = _seq2seq.build_model(config, vocab, vocab)
+  teacher_forced = _seq2seq.make_loss_fn(model)
+
+  def greedy(params, inputs_BT, lengths_B) -> decoding.DecodeOutput:
+    """Greedy decoding of the lowered crops, at most T + 1 tokens (the bytes and EOS)."""
+    b = seq2seq_batch({"inputs": inputs_BT, "targets": inputs_BT, "lengths": lengths_B})
+    memory, carry = model.encode(params, b["src"], jnp.maximum(b["src_len"], 1))
+    bos = jnp.full((inputs_BT.shape[0],), BOS)
+    return decoding.greedy(model.step_fn(params, memory), carry, bos, inputs_BT.shape[1] + 1, EOS)
+
+  def to_bytes(tokens):
+    return jnp.where(tokens >= SPECIALS, tokens - SPECIALS, text.PAD)   # PAD and EOS read as NUL
+
+  def loss_fn(params, batch, rng):
+    loss, metrics = teacher_forced(params, seq2seq_batch(batch), rng)
+    if rng is not None:
+      return loss, metrics
+    out = greedy(params, batch["inputs"], batch["lengths"])
+    return loss, dict(metrics, **decoded_metrics(out.tokens, batch))
+
+  def predict(params, inputs_BT, lengths_B):
+    return to_bytes(greedy(params, inputs_BT, lengths_B).tokens)
+
+  return model.init, loss_fn, predict
 
 
 def printable(s: str) -> str:

@@ -15,9 +15,10 @@ window after ``eval_warmup`` bytes of context that are read but not scored,
 so that few predictions are made from an empty state.
 
 Generation is one-to-many: the prompt is read with teacher forcing, then
-``LanguageModel.step`` runs one byte at a time, each sampled from
-softmax(logits / temperature) and fed back. The report writes a sample per
-temperature to ``<workdir>/samples.txt``.
+``LanguageModel.step`` runs one byte at a time through ``recurrent.decoding``
+(``sample``: each byte drawn from softmax(logits / temperature) and fed back;
+``greedy`` at temperature 0). The report writes a sample per temperature to
+``<workdir>/samples.txt``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from recurrent import decoding
 from recurrent.data import text
 from recurrent.models import LanguageModel, rnn_kwargs
 from recurrent.tasks.base import Task
@@ -63,26 +65,17 @@ def prime(model: LanguageModel, params, prompt_BT: jax.Array):
   return carries, prompt_BT[:, -1]
 
 
-def sample_bytes(model: LanguageModel, params, prompt_BT, rng, num_bytes: int,
-                 temperature: float) -> jax.Array:
-  """[B, num_bytes] bytes sampled after the prompt, each from softmax(logits / temperature).
-
-  A minimal sampler (``lax.scan`` over ``step_fn``); row b's byte t is drawn
-  with ``fold_in(rng, t)``.
-  """
-  if not temperature > 0:
-    raise ValueError(f"temperature: must be > 0, got {temperature!r}")
-  step_fn = make_step_fn(model, params)
+def generate(model: LanguageModel, params, prompt_BT, rng, num_bytes: int,
+             temperature: float) -> jax.Array:
+  """[B, num_bytes] bytes after the prompt: ``decoding.sample`` at ``temperature`` > 0,
+  ``decoding.greedy`` (the argmax, a "cold" sample) at 0."""
+  if not temperature >= 0:
+    raise ValueError(f"temperature: must be >= 0 (0 = greedy), got {temperature!r}")
   carries, last_B = prime(model, params, prompt_BT)
-
-  def body(state, t):
-    tokens_B, carries = state
-    logits_BV, carries = step_fn(tokens_B, carries)
-    new_B = jax.random.categorical(jax.random.fold_in(rng, t), logits_BV / temperature, axis=-1)
-    return (new_B, carries), new_B
-
-  _, out_TB = jax.lax.scan(body, (last_B, carries), jnp.arange(num_bytes))
-  return out_TB.T
+  step_fn = make_step_fn(model, params)
+  if temperature == 0:
+    return decoding.greedy(step_fn, carries, last_B, num_bytes).tokens
+  return decoding.sample(step_fn, carries, rng, last_B, num_bytes, temperature=temperature).tokens
 
 
 def build(config) -> Task:
@@ -119,10 +112,12 @@ def build(config) -> Task:
       x[:n], y[:n], w[:n] = eval_x[i:i + n], eval_y[i:i + n], eval_w[i:i + n]
       yield {"inputs": x, "targets": y, "weights": w}   # rows past the split: weight 0
 
+  if not all(temp >= 0 for temp in t.temperatures):
+    raise ValueError(f"task.temperatures: each must be >= 0 (0 = greedy), got {t.temperatures!r}")
   prompt = text.encode(t.prompt).astype(np.int32)
   if len(prompt) == 0:
     raise ValueError("task.prompt: must hold at least one character, got ''")
-  samplers = {temp: jax.jit(lambda p, k, temp=temp: sample_bytes(
+  samplers = {temp: jax.jit(lambda p, k, temp=temp: generate(
       model, p, jnp.asarray(prompt)[None, :], k, t.sample_len, temp)) for temp in t.temperatures}
 
   def report(params, step, workdir):
