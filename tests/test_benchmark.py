@@ -1,5 +1,6 @@
 """The benchmark's smoke variant end to end (no timing is asserted: the machine is shared)."""
 
+import importlib.util
 import json
 
 from configs import benchmark as benchmark_config
@@ -19,7 +20,9 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
   config = benchmark_config.get_config("smoke")
   rows = suites.run(config, log=lambda msg: None)
   got = {(r["suite"], r["impl"]) for r in rows}
-  assert ("train", "torch") in got and ("train", "flax") in got
+  assert ("train", "flax") in got
+  # PyTorch is the [bench] extra (./launch.sh bench); the default test install leaves it out.
+  assert (("train", "torch") in got) == (importlib.util.find_spec("torch") is not None)
   assert ("long", "ours_remat") in got and ("parallel", "min_gru") in got
   for r in rows:
     assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2  # smoke: 2 repetitions everywhere

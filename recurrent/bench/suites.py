@@ -7,6 +7,7 @@ reference, peak_bytes, seconds}. Tokens are B * T per training step.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Callable
 
 from recurrent.bench import impls, timing
@@ -28,12 +29,20 @@ def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, ref
   return rows
 
 
+def available(names, log: Log) -> list[str]:
+  """Drops 'torch' when PyTorch is not installed (the [bench] extra; ./launch.sh bench installs it)."""
+  if "torch" in names and importlib.util.find_spec("torch") is None:
+    log("torch is not installed: skipping the PyTorch rows (./launch.sh bench installs the [bench] extra)")
+    return [n for n in names if n != "torch"]
+  return list(names)
+
+
 def train(config, log: Log) -> list[dict]:
   """LSTM, GRU, Elman at each size: ours against ours_scan, Flax and PyTorch."""
   rows = []
   for size, reps in zip(config.train.sizes, config.train.reps):
     for cell in config.train.cells:
-      names = [i for i in config.train.impls if i != "flax_opt" or cell == "lstm"]
+      names = available([i for i in config.train.impls if i != "flax_opt" or cell == "lstm"], log)
       log(f"train {cell} (B, T, D, H) = {tuple(size)}: building {names}")
       runners = {i: (cell, impls.build(i, cell, *size, seed=config.seed)) for i in names}
       rows += _measure("train", runners, size, "ours", config, reps, log)
@@ -45,9 +54,10 @@ def long(config, log: Log) -> list[dict]:
   rows = []
   size = config.long.size
   for cell in config.long.cells:
-    log(f"long {cell} (B, T, D, H) = {tuple(size)}: building {list(config.long.impls)}")
+    names = available(config.long.impls, log)
+    log(f"long {cell} (B, T, D, H) = {tuple(size)}: building {names}")
     runners = {i: (cell, impls.build(i, cell, *size, seed=config.seed, remat=config.long.remat))
-               for i in config.long.impls}
+               for i in names}
     rows += _measure("long", runners, size, "ours", config, config.long.reps, log)
   return rows
 
