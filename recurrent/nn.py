@@ -32,6 +32,9 @@ class RNN(nn.Module):
     dropout: dropout rate between layers (active when deterministic=False).
     residual: add each layer's input to its output where sizes match.
     unroll: steps per scan iteration.
+    impl: "auto" (fused backward pass where a cell has one), "scan" (the reference; needed for
+      forward-mode or second derivatives), "fused" or "associative" (see ``recurrent.layers.unroll``).
+    remat: > 0 checkpoints chunks of this many steps (memory for time on long sequences).
     cell_kwargs: extra keyword arguments of the cell (forget_bias, peephole, ...).
   """
 
@@ -42,6 +45,8 @@ class RNN(nn.Module):
   dropout: float = 0.0
   residual: bool = False
   unroll: int = 1
+  impl: str = "auto"
+  remat: int = 0
   cell_kwargs: dict[str, Any] | None = None
 
   def stack(self, input_size: int) -> Stack:
@@ -55,7 +60,8 @@ class RNN(nn.Module):
     rng = None
     if not deterministic and self.dropout > 0.0:
       rng = self.make_rng("dropout")
-    return stack.apply(params, xs, lengths, initial_carries, rng, self.unroll)
+    return stack.apply(params, xs, lengths, initial_carries, rng, self.unroll, impl=self.impl,
+                       remat=self.remat)
 
 
 def output_size(module: RNN, input_size: int) -> int:

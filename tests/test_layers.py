@@ -151,6 +151,10 @@ def test_flax_module_matches_pure_functions():
   stack = make_stack("lstm", D, (H, 2), bidirectional=True, dropout=0.3)
   _, ys_ref = stack.apply(variables["params"]["stack"], xs, LENGTHS)
   np.testing.assert_allclose(ys, ys_ref, atol=1e-6)
+  for impl, remat in (("scan", 0), ("auto", 2)):
+    _, ys_impl = RNN(cell="lstm", hidden_sizes=(H, 2), bidirectional=True, impl=impl,
+                     remat=remat).apply(variables, xs, LENGTHS)
+    np.testing.assert_allclose(ys_impl, ys_ref, atol=1e-5)
   _, ys_drop = model.apply(variables, xs, LENGTHS, deterministic=False,
                            rngs={"dropout": jax.random.key(2)})
   assert np.abs(np.asarray(ys_drop - ys)).max() > 1e-4
