@@ -13,15 +13,16 @@ distance, cell by cell, run the gradient lab: ./launch.sh gradient_decay
 from configs import base
 
 
-def get_config(arg=None):
+def long_range_config(task_name: str, cell: str, arg=None):
+  """The config shared by the three long-range tasks (adding, copy_memory, first_token)."""
   config = base.base_config()
-  config.task.name = "adding"
+  config.task.name = task_name
   config.task.delay = 50               # T: sequence length (adding) or gap to bridge
   config.task.num_symbols = 8          # first token: V symbols (copy memory always uses 8)
   config.task.embed_size = 16          # token tasks: embedding size (unused by adding)
   config.task.num_eval_batches = 8     # held-out batches of batch_size, drawn once from the seed
 
-  config.model.cell = "lstm"
+  config.model.cell = cell
   config.model.hidden_sizes = (64,)
 
   config.optim.name = "adam"
@@ -35,3 +36,7 @@ def get_config(arg=None):
   config.checkpoint_every = 1000
   config.keep_checkpoints = 2
   return base.finalize(config, arg)
+
+
+def get_config(arg=None):
+  return long_range_config("adding", "lstm", arg)

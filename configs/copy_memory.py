@@ -10,28 +10,8 @@ distance, cell by cell, run the gradient lab: ./launch.sh gradient_decay
 --config.task.name=copy_memory.
 """
 
-from configs import base
+from configs.adding import long_range_config
 
 
 def get_config(arg=None):
-  config = base.base_config()
-  config.task.name = "copy_memory"
-  config.task.delay = 50               # T: sequence length (adding) or gap to bridge
-  config.task.num_symbols = 8          # first token: V symbols (copy memory always uses 8)
-  config.task.embed_size = 16          # token tasks: embedding size (unused by adding)
-  config.task.num_eval_batches = 8     # held-out batches of batch_size, drawn once from the seed
-
-  config.model.cell = "lstm"
-  config.model.hidden_sizes = (64,)
-
-  config.optim.name = "adam"
-  config.optim.learning_rate = 3e-3
-  config.optim.clip_norm = 1.0         # clip by global norm (Pascanu et al. 2013)
-
-  config.batch_size = 32
-  config.num_steps = 3000
-  config.log_every = 100
-  config.eval_every = 500
-  config.checkpoint_every = 1000
-  config.keep_checkpoints = 2
-  return base.finalize(config, arg)
+  return long_range_config("copy_memory", "lstm", arg)
