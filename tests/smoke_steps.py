@@ -7,14 +7,19 @@ import optax
 from recurrent.training.optim import make_optimizer
 
 
-def train_steps(task, config, num_steps: int):
-  """Runs ``num_steps`` steps of ``task`` with the config's optimiser -> (params, [loss per step])."""
+def train_steps(task, config, num_steps: int, tx=None, deterministic: bool = False):
+  """Runs ``num_steps`` steps of ``task`` -> (params, [loss per step]).
+
+  The optimiser is the config's unless ``tx`` is given; ``deterministic`` passes rng=None
+  to the loss (no dropout), as evaluation does.
+  """
   params = task.init_params(jax.random.key(config.seed))
-  tx = make_optimizer(config.optim, config.num_steps)
+  tx = make_optimizer(config.optim, config.num_steps) if tx is None else tx
   opt_state = tx.init(params)
 
   @jax.jit
   def step(params, opt_state, batch, rng):
+    rng = None if deterministic else rng
     (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(params, batch, rng)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss

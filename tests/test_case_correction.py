@@ -12,6 +12,7 @@ from configs import case_correction as case_config
 from recurrent.data import text
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.tasks import case_correction, get_task
+from smoke_steps import train_steps
 
 SENTENCES = ("The cat sat on the mat. Mr. Holmes ran after it. I saw him go. "
              "\u201cWhy?\u201d said Watson. \u201cBecause,\u201d said he. ")
@@ -119,20 +120,7 @@ def test_a_few_adam_steps_lower_the_loss(book):
   path, fraction = book
   config = smoke_config(path, fraction, "smoke,cell=lstm")
   task = get_task(config)
-  params = task.init_params(jax.random.key(0))
-  tx = optax.adam(1e-2)
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt, batch):
-    (loss, _), g = jax.value_and_grad(task.loss_fn, has_aux=True)(params, batch, None)
-    updates, opt = tx.update(g, opt)
-    return optax.apply_updates(params, updates), opt, loss
-
-  losses = []
-  for s in range(40):
-    params, opt, loss = step(params, opt, task.train_batch(s))
-    losses.append(float(loss))
+  params, losses = train_steps(task, config, 40, tx=optax.adam(1e-2), deterministic=True)
   assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
 
 

@@ -12,6 +12,7 @@ from configs import char_lm as lm_config
 from recurrent.data import text
 from recurrent.models import LanguageModel
 from recurrent.tasks import char_lm, get_task
+from smoke_steps import train_steps
 
 BOOK = ("It was a dark night. Holmes sat by the fire. \u201cWatson,\u201d said he, \u201ccome here.\u201d\n"
         * 12)
@@ -123,20 +124,7 @@ def test_sampling_follows_the_tempered_softmax(temperature):
 
 def test_a_few_adam_steps_and_the_report(config, tmp_path):
   task = get_task(config)
-  params = task.init_params(jax.random.key(0))
-  tx = optax.adam(1e-2)
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt, batch):
-    (loss, _), g = jax.value_and_grad(task.loss_fn, has_aux=True)(params, batch, None)
-    updates, opt = tx.update(g, opt)
-    return optax.apply_updates(params, updates), opt, loss
-
-  losses = []
-  for s in range(40):
-    params, opt, loss = step(params, opt, task.train_batch(s))
-    losses.append(float(loss))
+  params, losses = train_steps(task, config, 40, tx=optax.adam(1e-2), deterministic=True)
   assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
   task.report(params, 40, str(tmp_path))
   samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")
