@@ -111,3 +111,8 @@ def test_rng_is_fold_in_of_step():
     seen.append(float(m["loss"]))
   want = [float(jax.random.uniform(jax.random.fold_in(jax.random.key(7), s), ())) for s in range(3)]
   np.testing.assert_allclose(seen, want, rtol=0)
+
+
+def test_warmup_longer_than_the_run_fails_naming_the_field():
+  with pytest.raises(ValueError, match=r"optim.warmup_steps.*num_steps=60, got 100"):
+    make_optimizer(optim(schedule="warmup_cosine", warmup_steps=100), 60)

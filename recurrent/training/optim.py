@@ -31,6 +31,9 @@ def make_schedule(optim, total_steps: int) -> optax.Schedule:
   if optim.schedule == "cosine":
     return optax.cosine_decay_schedule(lr, max(total_steps, 1))
   if optim.schedule == "warmup_cosine":
+    if optim.warmup_steps >= total_steps:
+      raise ValueError(f"optim.warmup_steps: the warmup_cosine schedule needs fewer warmup steps "
+                       f"than num_steps={total_steps}, got {optim.warmup_steps}")
     return optax.warmup_cosine_decay_schedule(0.0, lr, optim.warmup_steps, max(total_steps, 1))
   raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
 
