@@ -8,7 +8,7 @@
 The data come from $RECURRENT_DATA_DIR/eng_fra_tatoeba/fra.txt (or
 ``--config.task.data_path``); Tatoeba (tatoeba.org) and ManyThings.org
 (manythings.org/anki), CC BY 2.0 FR. Sized for a CPU: sentences of at most
-10 word tokens, vocabularies of 6000, hidden 128, a fixed step budget so that
+15 word tokens, vocabularies of 6000, hidden 128, a fixed step budget so that
 the variants compare at the same budget. The last evaluation writes
 ``translation_report.json``, ``samples.txt`` and ``attention_<i>.png``.
 """
@@ -21,7 +21,7 @@ def get_config(arg=None):
   config.task.name = "translation"
   config.task.data_path = ""           # fra.txt or a data folder; "" = $RECURRENT_DATA_DIR
   config.task.source = "fra"           # fra: French -> English; eng: English -> French
-  config.task.max_words = 10           # drop pairs with more word tokens on either side
+  config.task.max_words = 15           # drop pairs with more word tokens on either side
   config.task.vocab_size = 6000        # per language, specials included; the rest is <unk>
   config.task.test_percent = 5.0       # held out by a hash of the source sentence
   config.task.bleu_sentences = 1000    # held-out sentences decoded for BLEU at each evaluation
@@ -34,17 +34,17 @@ def get_config(arg=None):
   config.model.attn_size = 128
   config.model.output_size = 256
   config.model.dropout = 0.1
-  config.decode.max_len = 14           # max_words + EOS, with room to spare
+  config.decode.max_len = 19           # max_words + EOS, with room to spare
   config.decode.beam_size = 5
 
   config.optim.learning_rate = 2e-3
   config.optim.schedule = "warmup_cosine"
   config.optim.warmup_steps = 100
   config.batch_size = 64
-  config.num_steps = 1200
+  config.num_steps = 5000
   config.log_every = 100
-  config.eval_every = 600
-  config.checkpoint_every = 600
+  config.eval_every = 1000
+  config.checkpoint_every = 1000
   config.keep_checkpoints = 1
   config.eval_batches = 20             # teacher-forced loss on the first 1280 held-out pairs
   arg_list = [a for a in (arg or "").split(",") if a]

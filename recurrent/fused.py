@@ -18,7 +18,9 @@ Each function takes the projected inputs xp_TBG = x W_x + b (time-major), an
 optional mask_TB (True at valid steps; a padded step leaves the carry unchanged
 and outputs zero, exactly as ``layers.unroll``'s plain scan) and the initial
 carry, and returns (final carry, ys_TBH). Supported: LSTM without peepholes,
-GRU with reset_after=True, Elman (tanh and relu). The plain scan of
+GRU with reset_after=True, Elman (tanh and relu), and minGRU / minLSTM, whose
+linear recurrence h_t = a_t h_{t-1} + b_t has no matmul at all: its backward
+pass is the same recurrence run backward in time (``_linear_bwd``). The plain scan of
 ``cell.step`` stays the reference; tests check values and gradients against it.
 """
 
@@ -29,7 +31,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells import GRU, LSTM, Cell, Elman, LSTMCarry
+from recurrent.cells import GRU, LSTM, Cell, Elman, LSTMCarry, MinGRU, MinLSTM
 from recurrent.cells.base import Array, expand_like
 
 
@@ -39,7 +41,7 @@ def supports(cell: Cell) -> bool:
     return not cell.peephole
   if isinstance(cell, GRU):
     return cell.reset_after
-  return isinstance(cell, Elman)
+  return isinstance(cell, (Elman, MinGRU, MinLSTM))
 
 
 def _masked(m_B, new, old):
@@ -220,6 +222,52 @@ def _elman_bwd(activation, unroll, res, cts):
 _elman.defvjp(_elman_fwd, _elman_bwd)
 
 
+# ----------------------------------------------------------------------------- minGRU / minLSTM
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _linear(unroll, a_TBH, b_TBH, h0):
+  return _linear_fwd(unroll, a_TBH, b_TBH, h0)[0]
+
+
+def _linear_fwd(unroll, a_TBH, b_TBH, h0):
+  def body(h, ab):
+    h = ab[0] * h + ab[1]
+    return h, h
+
+  _, hs_TBH = jax.lax.scan(body, h0, (a_TBH, b_TBH), unroll=unroll)
+  return hs_TBH, (a_TBH, hs_TBH, h0)
+
+
+def _linear_bwd(unroll, res, dhs_TBH):
+  """G_t = dhs_t + a_{t+1} G_{t+1} backward in time; da_t = G_t h_{t-1}, db_t = G_t, dh_0 = a_1 G_1."""
+  a_TBH, hs_TBH, h0 = res
+
+  def body(G_next, inputs):
+    a_next, dh = inputs
+    G = dh + a_next * G_next
+    return G, G
+
+  a_next_TBH = jnp.concatenate([a_TBH[1:], jnp.zeros_like(a_TBH[:1])], 0)
+  _, G_TBH = jax.lax.scan(body, jnp.zeros_like(h0), (a_next_TBH, dhs_TBH), reverse=True,
+                          unroll=unroll)
+  h_prev_TBH = jnp.concatenate([h0[None], hs_TBH[:-1]], 0)
+  return G_TBH * h_prev_TBH, G_TBH, a_TBH[0] * G_TBH[0]
+
+
+_linear.defvjp(_linear_fwd, _linear_bwd)
+
+
+def _minimal(cell, unroll, xp_TBG, mask_TB, h0):
+  """The gates of every step at once (no h in them), then the sequential linear recurrence."""
+  a_TBH, b_TBH = cell.coefficients(xp_TBG.astype(cell.carry_dtype))
+  if mask_TB is not None:                  # a padded step: h_t = 1 * h_{t-1} + 0
+    m = mask_TB[..., None]
+    a_TBH, b_TBH = jnp.where(m, a_TBH, 1.0), jnp.where(m, b_TBH, 0.0)
+  hs_TBH = _linear(unroll, a_TBH, b_TBH, h0)
+  ys_TBH = hs_TBH if mask_TB is None else jnp.where(mask_TB[..., None], hs_TBH, 0.0)
+  return hs_TBH[-1], ys_TBH
+
+
 # ----------------------------------------------------------------------------- entry point
 
 def recurrence(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, carry,
@@ -230,6 +278,8 @@ def recurrence(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, c
   if isinstance(cell, LSTM):
     hT, cT, ys = _lstm(unroll, params["W_h"], xp_TBG, mask_TB, carry.h, carry.c)
     return LSTMCarry(h=hT, c=cT), ys
+  if isinstance(cell, (MinGRU, MinLSTM)):
+    return _minimal(cell, unroll, xp_TBG, mask_TB, carry)
   if isinstance(cell, GRU):
     return _gru(unroll, params["W_h"], params["b_hn"], xp_TBG, mask_TB, carry)
   return _elman(cell.activation, unroll, params["W_h"], xp_TBG, mask_TB, carry)

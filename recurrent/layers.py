@@ -100,6 +100,8 @@ def _recurrence(cell: Cell, params: dict, x_TBD: Array, mask_TB: Array | None, c
   """Projects the inputs (one matmul for all steps) and runs the chosen recurrence."""
   xp_TBG = cell.project_inputs(params, x_TBD)
   parallel = getattr(cell, "parallel_scan", None)
+  if impl == "auto" and parallel is not None and jax.default_backend() == "cpu":
+    impl = "fused"  # a CPU has no parallel lanes for the O(T log T) scan (docs/PERFORMANCE.md)
   if impl == "associative" or (impl == "auto" and parallel is not None):
     if parallel is None:
       raise ValueError(f"impl: 'associative' needs a cell with a parallel form, got {cell!r}")
@@ -161,10 +163,13 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
     impl: the recurrence. "scan" (the reference): ``cell.step`` under
       ``lax.scan``, differentiated by JAX. "fused": the hand-written backward
       pass of ``recurrent.fused`` (LSTM without peepholes, GRU reset_after,
-      Elman), which takes the recurrent weight gradient out of the loop.
-      "associative": the parallel scan of cells that have one (minGRU,
-      minLSTM: ``cell.parallel_scan``). "auto": "associative" where the cell
-      has it, else "fused" where supported, else "scan".
+      Elman: the recurrent weight gradient leaves the loop; minGRU, minLSTM:
+      a sequential linear recurrence whose backward pass is the same
+      recurrence backward in time). "associative": the parallel scan of
+      cells that have one (minGRU, minLSTM: ``cell.parallel_scan``). "auto":
+      for minGRU/minLSTM "associative" on accelerators and "fused" on a CPU
+      (no parallel lanes there for the scan's O(T log T) work); for the
+      others "fused" where supported, else "scan".
     remat: 0 (off) or k > 0: checkpoint chunks of k steps (``jax.checkpoint``),
       trading one extra forward pass for memory; about sqrt(T) is a good k.
 

@@ -1,4 +1,5 @@
-"""minGRU / minLSTM: the associative scan against the sequential scan and a NumPy reference.
+"""minGRU / minLSTM: the associative scan and the fused sequential scan (both custom VJPs)
+against autodiff of the step-by-step scan, finite differences and a NumPy reference.
 
 The NumPy reference is written from Feng et al. 2024 (arXiv:2410.01201), log-space
 variants (Algorithms 5 and 6, with g(x) = x + 1/2 for x >= 0, sigma(x) otherwise),
@@ -57,14 +58,15 @@ def test_associative_and_sequential_equal_numpy_reference(name):
   want_h, want_y = REFS[name](np.asarray(params["W_x"], np.float64),
                               np.asarray(params["b"], np.float64), np.asarray(xs, np.float64),
                               np.asarray(h0, np.float64))
-  for impl in ("associative", "scan"):
+  for impl in ("associative", "fused", "scan"):
     h, y = unroll(cell, params, xs, initial_carry=h0, impl=impl)
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h, want_h, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("impl", ["associative", "fused"])
 @pytest.mark.parametrize("name", list(REFS))
-def test_associative_gradients_equal_sequential_with_padding_and_reverse(name):
+def test_custom_vjp_gradients_equal_autodiff_of_the_sequential_scan(name, impl):
   cell = make_cell(name, D, H)
   params = cell.init(jax.random.key(0))
   xs = 3.0 * jax.random.normal(jax.random.key(1), (B, T, D))
@@ -76,7 +78,7 @@ def test_associative_gradients_equal_sequential_with_padding_and_reverse(name):
 
   for reverse in (False, True):
     ref = jax.value_and_grad(loss, argnums=(0, 1))(params, xs, "scan", reverse)
-    got = jax.value_and_grad(loss, argnums=(0, 1))(params, xs, "associative", reverse)
+    got = jax.value_and_grad(loss, argnums=(0, 1))(params, xs, impl, reverse)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), ref, got)
     assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(got))
 
@@ -91,7 +93,7 @@ def test_padded_steps_leave_the_state_unchanged_and_long_sequences_stay_finite()
     h_b, _ = unroll(cell, params, xs[b:b + 1, :L], impl="scan")
     np.testing.assert_allclose(h[b], h_b[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(y[b, L:], 0.0)
-  h, y = unroll(cell, params, jnp.full((1, 4096, D), -30.0))  # gates near 0 and 1
+  h, y = unroll(cell, params, jnp.full((1, 4096, D), -30.0), impl="associative")  # gates near 0, 1
   assert bool(jnp.all(jnp.isfinite(y)))
 
 
@@ -107,3 +109,45 @@ def test_registered_cells_build_stacks_and_the_flax_module():
   cell = make_cell("min_gru", D, H)
   _, y_pure = unroll(cell, variables["params"]["stack"][0], xs, LENGTHS, impl="scan")
   np.testing.assert_allclose(y_flax, y_pure, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["associative", "fused"])
+def test_linear_recurrence_gradients_match_finite_differences_in_float64(impl):
+  """Both custom VJPs (parallel and sequential), initial state and padding included, vs central differences."""
+  from jax.test_util import check_grads
+
+  from recurrent import fused
+  from recurrent.cells.minimal import linear_scan_log
+
+  def sequential(log_a, log_b, mask, h0):
+    a, b = jnp.where(mask[..., None], jnp.exp(log_a), 1.0), jnp.where(mask[..., None], jnp.exp(log_b), 0.0)
+    hs = fused._linear(1, a, b, h0)
+    return hs[-1], jnp.where(mask[..., None], hs, 0.0)
+
+  scan_fn = linear_scan_log if impl == "associative" else sequential
+  with jax.enable_x64(True):
+    r = np.random.default_rng(0)
+    log_a = jnp.asarray(-np.abs(r.normal(size=(T, B, H))))      # 0 < a <= 1
+    log_b = jnp.asarray(r.normal(size=(T, B, H)))
+    h0 = jnp.asarray(r.normal(size=(B, H)))
+    mask = jnp.asarray(np.arange(T)[:, None] < LENGTHS[None, :])
+    w = jnp.asarray(r.normal(size=(T, B, H)))
+    f = lambda la, lb, h: (lambda hT, ys: jnp.sum(ys * w) + jnp.sum(jnp.sin(hT)))(
+        *scan_fn(la, lb, mask, h))
+    check_grads(f, (log_a, log_b, h0), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["associative", "fused"])
+@pytest.mark.parametrize("name", list(REFS))
+def test_gradient_of_the_initial_state_equals_autodiff_of_the_sequential_scan(name, impl):
+  cell = make_cell(name, D, H)
+  params = cell.init(jax.random.key(0))
+  xs = jax.random.normal(jax.random.key(1), (B, T, D))
+  h0 = jax.random.normal(jax.random.key(2), (B, H))
+
+  def loss(h, impl):
+    hT, y = unroll(cell, params, xs, LENGTHS, initial_carry=h, impl=impl)
+    return jnp.sum(y ** 2) + jnp.sum(hT)
+
+  np.testing.assert_allclose(jax.grad(loss)(h0, impl), jax.grad(loss)(h0, "scan"),
+                             rtol=1e-5, atol=1e-6)
