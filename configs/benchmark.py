@@ -11,7 +11,9 @@ Four suites, each in one process with the implementations interleaved:
             the peak memory is the point.
   parallel  minGRU/minLSTM (associative scan) against the sequential GRU and
             against their own sequential scan, for each T in ``parallel.lengths``.
-  decode    a hook for decoding throughput (seq2seq); empty for now.
+  decode    greedy decoding and beam search on a translation-sized attention
+            seq2seq (tokens/s; greedy in one jitted while_loop against a
+            Python loop of jitted steps).
 Results: a table on stdout and ``benchmark.json`` in the workdir.
 """
 
@@ -23,7 +25,7 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.suites = ("train", "long", "parallel")  # any of train, long, parallel, decode
+  config.suites = ("train", "long", "parallel", "decode")
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
   config.threads = 1                 # CPU threads for XLA and torch alike; 0 = each library's default.
@@ -49,6 +51,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 16, 64, 256
   config.parallel.reps = 3
 
+  config.decode = ml_collections.ConfigDict()
+  config.decode.batch, config.decode.source_len, config.decode.max_len = 64, 15, 19
+  config.decode.vocab_size = 6000    # as configs/translation.py
+  config.decode.embed_size, config.decode.encoder_size, config.decode.decoder_size = 128, 128, 256
+  config.decode.beam_size = 5
+  config.decode.reps = 5
+
   variants = [a for a in (arg or "").split(",") if a]
   for v in variants:
     if v == "smoke":
@@ -64,6 +73,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       config.parallel.lengths = (8,)
       config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 2, 3, 4
       config.parallel.reps = 2
+      config.decode.batch, config.decode.source_len, config.decode.max_len = 2, 3, 4
+      config.decode.vocab_size = 10
+      config.decode.embed_size, config.decode.encoder_size, config.decode.decoder_size = 4, 3, 6
+      config.decode.beam_size = 2
+      config.decode.reps = 2
     else:
       raise ValueError(f"config arg: unknown variant {v!r}; this config knows ['smoke']")
   config.lock()

@@ -24,6 +24,9 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
   # PyTorch is the [bench] extra (./launch.sh bench); the default test install leaves it out.
   assert (("train", "torch") in got) == (importlib.util.find_spec("torch") is not None)
   assert ("long", "ours_remat") in got and ("parallel", "min_gru") in got
+  assert {("decode", "greedy"), ("decode", "greedy_hostloop"), ("decode", "beam2")} <= got
+  decoded = {r["impl"]: r["final_loss"] for r in rows if r["suite"] == "decode"}  # mean log P(y|x)
+  assert abs(decoded["greedy"] - decoded["greedy_hostloop"]) < 1e-4 and decoded["greedy"] < 0
   for r in rows:
     assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2  # smoke: 2 repetitions everywhere
   json.dumps(rows)  # the binary writes them as JSON

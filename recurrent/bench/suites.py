@@ -63,7 +63,8 @@ def long(config, log: Log) -> list[dict]:
 
 
 def parallel(config, log: Log) -> list[dict]:
-  """minGRU/minLSTM: associative scan against their sequential scan and the sequential GRU."""
+  """minGRU/minLSTM against the sequential GRU: ours (auto: fused on a CPU, associative on
+  accelerators), _assoc (the log-space associative scan), _seq (autodiff of the step scan)."""
   rows = []
   c = config.parallel
   for T in c.lengths:
@@ -73,16 +74,26 @@ def parallel(config, log: Log) -> list[dict]:
                "gru_scan": ("gru", impls.ours("gru", *size, seed=config.seed, impl="scan"))}
     for cell in c.cells:
       runners[cell] = (cell, impls.ours(cell, *size, seed=config.seed))
+      runners[cell + "_assoc"] = (cell, impls.ours(cell, *size, seed=config.seed,
+                                                   impl="associative"))
       runners[cell + "_seq"] = (cell, impls.ours(cell, *size, seed=config.seed, impl="scan"))
     rows += _measure("parallel", runners, size, c.cells[0], config, c.reps, log)
   return rows
 
 
 def decode(config, log: Log) -> list[dict]:
-  """Decoding throughput: the hook for the seq2seq work (greedy and beam search); none yet."""
-  del config
-  log("decode: no decoder to time yet (the seq2seq work adds it here)")
-  return []
+  """Greedy (one jitted while_loop, and a Python loop of jitted steps) and beam search."""
+  from recurrent.bench import decode as decode_lib
+  c = config.decode
+  B, S, T, V = c.batch, c.source_len, c.max_len, c.vocab_size
+  log(f"decode B={B} S={S} T={T} V={V} beam {c.beam_size}: building")
+  kw = dict(embed=c.embed_size, enc=c.encoder_size, dec=c.decoder_size, seed=config.seed)
+  runners = {"greedy": ("seq2seq", decode_lib.build("greedy", B, S, T, V, **kw)),
+             "greedy_hostloop": ("seq2seq", decode_lib.build("greedy_hostloop", B, S, T, V, **kw)),
+             f"beam{c.beam_size}": ("seq2seq", decode_lib.build("beam", B, S, T, V,
+                                                                 beam_size=c.beam_size, **kw))}
+  return _measure("decode", runners, (B, T, c.embed_size, c.decoder_size), "greedy", config,
+                  c.reps, log)
 
 
 SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode}
@@ -101,13 +112,13 @@ def run(config, log: Log) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
   """A plain-text table; 'ref x' is how many times faster the reference ran (median ratio)."""
-  head = (f"{'suite':8} {'cell':9} {'B,T,D,H':18} {'impl':13} {'tokens/s':>10} "
+  head = (f"{'suite':8} {'cell':9} {'B,T,D,H':18} {'impl':15} {'tokens/s':>10} "
           f"{'ms/step':>9} {'ref':>9} {'ref x':>6} {'peak MiB':>9}")
   lines = [head, "-" * len(head)]
   for r in rows:
     size = f"{r['B']},{r['T']},{r['D']},{r['H']}"
     peak = f"{r['peak_bytes'] / 2**20:9.1f}" if r["peak_bytes"] >= 0 else f"{'n/a':>9}"
-    lines.append(f"{r['suite']:8} {r['cell']:9} {size:18} {r['impl']:13} "
+    lines.append(f"{r['suite']:8} {r['cell']:9} {size:18} {r['impl']:15} "
                  f"{r['tokens_per_s']:10.0f} {r['ms_per_step']:9.1f} {r['reference']:>9} "
                  f"{r['speedup_of_reference']:6.2f} {peak}")
   return "\n".join(lines)
