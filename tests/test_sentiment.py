@@ -103,3 +103,13 @@ def test_config_variants_and_sweep(tmp_path, monkeypatch):
   monkeypatch.setenv("RECURRENT_DATA_DIR", str(tmp_path))
   with pytest.raises(FileNotFoundError, match="sentiment_labelled_sentences"):
     sentiment_task.build(sentiment_config.get_config("smoke"))
+
+
+def test_vocab_cap_counts_the_specials_and_decode_stops_at_the_stop_token():
+  specials = ("<pad>", "<bos>", "<eos>", "<unk>")
+  vocab = Vocab.build([["x", "y", "y", "z", "z", "z"]], specials=specials, max_size=6)
+  assert vocab.itos == ["<pad>", "<bos>", "<eos>", "<unk>", "z", "y"] and vocab.unk_id == 3
+  assert vocab.decode([4, 5, 2, 4], stop="<eos>") == ["z", "y"]
+  assert vocab.decode([4, 5, 2, 4]) == ["z", "y", "<eos>", "z"]
+  with pytest.raises(ValueError, match="max_size: must be > 4"):
+    Vocab.build([["x"]], specials=specials, max_size=4)

@@ -21,7 +21,6 @@ by the string); other tokens map to <unk>.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import re
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from recurrent.data.vocab import Vocab
 
 ENV = "RECURRENT_DATA_DIR"
 RELPATH = "eng_fra_tatoeba/fra.txt"
@@ -80,38 +81,6 @@ def tokenize(text: str) -> list[str]:
   return _TOKEN.findall(normalise(text))
 
 
-class Vocab:
-  """Token <-> id with the specials first (<pad> 0, <bos> 1, <eos> 2, <unk> 3)."""
-
-  def __init__(self, tokens: Sequence[str]):
-    self.itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
-    self.stoi = {t: i for i, t in enumerate(self.itos)}
-
-  @classmethod
-  def build(cls, sentences: Sequence[Sequence[str]], size: int) -> "Vocab":
-    """The ``size - 4`` most frequent tokens (plus the 4 specials), ties broken by the string."""
-    if size <= len(SPECIALS):
-      raise ValueError(f"vocab_size: must be > {len(SPECIALS)} (the specials), got {size}")
-    counts = collections.Counter(t for s in sentences for t in s)
-    kept = sorted(counts, key=lambda t: (-counts[t], t))[:size - len(SPECIALS)]
-    return cls(kept)
-
-  def __len__(self) -> int:
-    return len(self.itos)
-
-  def encode(self, tokens: Sequence[str]) -> np.ndarray:
-    return np.array([self.stoi.get(t, UNK_ID) for t in tokens], np.int32)
-
-  def decode(self, ids, stop_at_eos: bool = True) -> list[str]:
-    out = []
-    for i in ids:
-      i = int(i)
-      if stop_at_eos and i == 2:
-        break
-      out.append(self.itos[i])
-    return out
-
-
 @dataclasses.dataclass
 class TranslationData:
   """Token lists of both splits and the two vocabularies (source first)."""
@@ -138,6 +107,8 @@ def prepare(pairs: Sequence[tuple[str, str]], source: str = "fra", max_words: in
     raise ValueError(f"max_words: must be >= 1, got {max_words}")
   if not 0 < test_percent < 100:
     raise ValueError(f"test_percent: must be in (0, 100), got {test_percent}")
+  if vocab_size <= len(SPECIALS):
+    raise ValueError(f"vocab_size: must be > {len(SPECIALS)} (the specials), got {vocab_size}")
   splits = {False: ([], []), True: ([], [])}
   for eng, fra in pairs:
     src, tgt = (tokenize(fra), tokenize(eng)) if source == "fra" else (tokenize(eng), tokenize(fra))
@@ -151,7 +122,8 @@ def prepare(pairs: Sequence[tuple[str, str]], source: str = "fra", max_words: in
     raise ValueError(f"pairs: {len(train_src)} training and {len(test_src)} test pairs remain "
                      f"after the length filter (max_words={max_words}); both must be non-empty")
   return TranslationData(train_src, train_tgt, test_src, test_tgt,
-                         Vocab.build(train_src, vocab_size), Vocab.build(train_tgt, vocab_size))
+                         Vocab.build(train_src, specials=SPECIALS, max_size=vocab_size),
+                         Vocab.build(train_tgt, specials=SPECIALS, max_size=vocab_size))
 
 
 def to_arrays(src: Sequence[Sequence[str]], tgt: Sequence[Sequence[str]], src_vocab: Vocab,

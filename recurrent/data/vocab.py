@@ -2,6 +2,7 @@
 
     vocab = Vocab.build(train_tokens, min_count=2)    # ids 0 = <pad>, 1 = <unk>, then by frequency
     ids = vocab.encode(["the", "film"]); vocab.decode(ids)
+    Vocab.build(sentences, max_size=6000, specials=("<pad>", "<bos>", "<eos>", "<unk>"))
 
 Built from the training split only, so held-out words the model never saw
 map to <unk> as they would at test time. Ties in frequency are broken by the
@@ -30,12 +31,20 @@ class Vocab:
 
   @classmethod
   def build(cls, sequences: Iterable[Sequence[str]], min_count: int = 1,
-            specials: Sequence[str] = (PAD, UNK)) -> "Vocab":
-    """Every token seen at least ``min_count`` times, most frequent first."""
+            specials: Sequence[str] = (PAD, UNK), max_size: int | None = None) -> "Vocab":
+    """Every token seen at least ``min_count`` times, most frequent first.
+
+    With ``max_size``, only the ``max_size - len(specials)`` most frequent of
+    them, so that the vocabulary, specials included, has ``max_size`` ids at most.
+    """
     if min_count < 1:
       raise ValueError(f"min_count: must be >= 1, got {min_count}")
+    if max_size is not None and max_size <= len(specials):
+      raise ValueError(f"max_size: must be > {len(specials)} (the specials), got {max_size}")
     counts = collections.Counter(t for seq in sequences for t in seq)
     kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+    if max_size is not None:
+      kept = kept[:max_size - len(specials)]
     return cls(kept, specials)
 
   def __len__(self) -> int:
@@ -49,5 +58,12 @@ class Vocab:
         raise ValueError(f"tokens: not in the vocabulary and no {UNK}: {missing[:5]}")
     return np.array([self.stoi.get(t, self.unk_id) for t in tokens], np.int32)
 
-  def decode(self, ids: Iterable[int]) -> list[str]:
-    return [self.itos[int(i)] for i in ids]
+  def decode(self, ids: Iterable[int], stop: str | None = None) -> list[str]:
+    """The tokens of ``ids``; with ``stop``, only those before its first occurrence."""
+    out = []
+    for i in ids:
+      token = self.itos[int(i)]
+      if token == stop:
+        break
+      out.append(token)
+    return out

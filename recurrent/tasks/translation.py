@@ -110,7 +110,7 @@ def build(config) -> Task:
       yield batch
 
   def words(ids) -> list[str]:
-    return data.tgt_vocab.decode(ids)
+    return data.tgt_vocab.decode(ids, stop="<eos>")
 
   def report(params, step, workdir):
     src, src_len = test["src"][:n_bleu], test["src_len"][:n_bleu]
