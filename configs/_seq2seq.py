@@ -40,22 +40,15 @@ def seq2seq_config() -> ml_collections.ConfigDict:
   return config
 
 
-def finalize(config: ml_collections.ConfigDict, arg) -> ml_collections.ConfigDict:
-  """Applies ``attention=...`` and the seq2seq part of ``smoke``, then ``base.finalize``."""
-  rest = []
-  for v in [a for a in (arg or "").split(",") if a]:
-    if v.startswith("attention="):
-      kind = v.split("=", 1)[1]
-      if kind not in ATTENTIONS:
-        raise ValueError(f"config arg: unknown attention {kind!r}; valid kinds are "
-                         f"{list(ATTENTIONS)}")
-      config.model.attention = kind
-    else:
-      rest.append(v)
-      if v == "smoke":
-        config.model.embed_size = 8
-        config.model.decoder_sizes = (32,)  # = the encoder's 2 x 16 after smoke (luong_dot)
-        config.model.attn_size = 8
-        config.model.output_size = 16
-        config.decode.beam_size = 2
-  return base.finalize(config, ",".join(rest))
+def finalize(config: ml_collections.ConfigDict, arg, smoke=()) -> ml_collections.ConfigDict:
+  """``base.finalize`` with ``attention=...``; ``smoke`` shrinks the seq2seq sizes, then applies the caller's ``smoke``."""
+  return base.finalize(config, arg, choices={"attention": base.choice_of("model.attention", ATTENTIONS)},
+                       smoke=[shrink, *smoke])
+
+
+def shrink(config):
+  config.model.embed_size = 8
+  config.model.decoder_sizes = (32,)  # = the encoder's 2 x 16 after smoke (luong_dot)
+  config.model.attn_size = 8
+  config.model.output_size = 16
+  config.decode.beam_size = 2

@@ -10,6 +10,14 @@
       ...
       return base.finalize(config, arg)    # applies :smoke and other variants, locks
 
+A config with its own variants passes them to ``finalize``: bare flags
+(``:bidirectional``) and ``name=value`` choices (``:cell=gru``), e.g.
+
+    base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True)},
+                  choices={"cell": base.choice_of("model.cell", ("rnn", "gru")),
+                           "size": base.Choice(("small", "large"), set_size)},  # set_size(config, value)
+                  smoke=[shrink_embeddings])   # after the base smoke, all after the other variants
+
 Every field is set here, explicitly, with a comment; nothing has a hidden
 default in the trainer. ``finalize`` locks the ConfigDict so that a misspelled
 ``--config.FIELD=...`` override fails.
@@ -17,7 +25,16 @@ default in the trainer. ``finalize`` locks the ConfigDict so that a misspelled
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
 import ml_collections
+
+
+class Choice(NamedTuple):
+  """A ``name=value`` variant: the values it takes and ``apply(config, value)``, which sets them."""
+  values: Sequence[str]
+  apply: Callable[[ml_collections.ConfigDict, str], None]
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -67,13 +84,69 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.eval_batches = min(config.eval_batches, 2) if config.eval_batches else 2
 
 
-def finalize(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
-  """Applies the ``smoke`` variant when ``arg`` contains it, then locks the config."""
-  variants = [a for a in (arg or "").split(",") if a]
-  for v in variants:
-    if v == "smoke":
-      apply_smoke(config)
+def set_to(path: str, value: Any) -> Callable[[ml_collections.ConfigDict], None]:
+  """A flag that sets the dotted field ``path`` (``"model.bidirectional"``) to ``value``."""
+  return lambda config: _set(config, path, value)
+
+
+def choice_of(path: str, values: Sequence[str]) -> Choice:
+  """A choice that sets the dotted field ``path`` (``"model.cell"``) to the value given."""
+  return Choice(tuple(values), lambda config, value: _set(config, path, value))
+
+
+def _set(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
+  *parents, name = path.split(".")
+  setattr(functools.reduce(getattr, parents, config), name, value)
+
+
+def apply_variants(config: ml_collections.ConfigDict, arg: str | None,
+                   flags: Mapping[str, Callable[[ml_collections.ConfigDict], None]] | None = None,
+                   choices: Mapping[str, Choice] | None = None) -> None:
+  """Applies the variants that ``arg`` names, comma-separated: bare flags (``bidirectional``) and ``name=value``.
+
+  ``flags[name](config)`` applies a flag, ``choices[name].apply(config, value)``
+  a choice. Every variant is checked before any is applied; then they apply in
+  the order given (a repeated choice: the last wins), except ``smoke``, which
+  applies after all the others so that it shrinks what they set. An unknown
+  name fails listing the ones this config knows; a choice's value outside
+  ``values`` fails listing those.
+  """
+  flags, choices = dict(flags or {}), dict(choices or {})
+  if set(flags) & set(choices):
+    raise ValueError(f"variants {sorted(set(flags) & set(choices))} are both flags and choices")
+  known = [f"{n}={'|'.join(c.values)}" for n, c in choices.items()] + list(flags)
+  steps = []
+  for v in [a for a in (arg or "").split(",") if a]:
+    name, eq, value = v.partition("=")
+    if name in choices:
+      if value not in choices[name].values:
+        raise ValueError(f"config arg: unknown {name} {value!r} in {v!r}; "
+                         f"{name} must be one of {list(choices[name].values)}")
+      steps.append((name, choices[name].apply, (value,)))
+    elif name in flags and not eq:
+      steps.append((name, flags[name], ()))
+    elif name in flags:
+      raise ValueError(f"config arg: {name!r} takes no value, got {v!r}; this config knows {known}")
     else:
-      raise ValueError(f"config arg: unknown variant {v!r}; this config knows ['smoke']")
+      raise ValueError(f"config arg: unknown variant {v!r}; this config knows {known}")
+  for _, apply, args in sorted(steps, key=lambda s: s[0] == "smoke"):  # stable: the rest keep their order
+    apply(config, *args)
+
+
+def finalize(config: ml_collections.ConfigDict, arg: str | None,
+             flags: Mapping[str, Callable[[ml_collections.ConfigDict], None]] | None = None,
+             choices: Mapping[str, Choice] | None = None,
+             smoke: Sequence[Callable[[ml_collections.ConfigDict], None]] = ()) -> ml_collections.ConfigDict:
+  """Applies the variants of ``arg`` (``apply_variants``), then locks the config.
+
+  Every config knows ``smoke``: ``apply_smoke`` and then, in order, the
+  config's own shrinking steps ``smoke``, after all the other variants.
+  """
+  def apply_all_smoke(c):
+    apply_smoke(c)
+    for step in smoke:
+      step(c)
+
+  apply_variants(config, arg, flags={**(flags or {}), "smoke": apply_all_smoke}, choices=choices)
   config.lock()
   return config

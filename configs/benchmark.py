@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import base
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -58,27 +60,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.decode.beam_size = 5
   config.decode.reps = 5
 
-  variants = [a for a in (arg or "").split(",") if a]
-  for v in variants:
-    if v == "smoke":
-      config.warmup = 1
-      config.train.cells = ("lstm",)
-      config.train.sizes = ((2, 5, 3, 4),)
-      config.train.reps = (2,)
-      config.long.cells = ("lstm",)
-      config.long.size = (2, 12, 3, 4)
-      config.long.remat = 4
-      config.long.reps = 2
-      config.parallel.cells = ("min_gru",)
-      config.parallel.lengths = (8,)
-      config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 2, 3, 4
-      config.parallel.reps = 2
-      config.decode.batch, config.decode.source_len, config.decode.max_len = 2, 3, 4
-      config.decode.vocab_size = 10
-      config.decode.embed_size, config.decode.encoder_size, config.decode.decoder_size = 4, 3, 6
-      config.decode.beam_size = 2
-      config.decode.reps = 2
-    else:
-      raise ValueError(f"config arg: unknown variant {v!r}; this config knows ['smoke']")
+  base.apply_variants(config, arg, flags={"smoke": smoke})
   config.lock()
   return config
+
+
+def smoke(config):
+  """Tiny sizes: seconds, for tests."""
+  config.warmup = 1
+  config.train.cells = ("lstm",)
+  config.train.sizes = ((2, 5, 3, 4),)
+  config.train.reps = (2,)
+  config.long.cells = ("lstm",)
+  config.long.size = (2, 12, 3, 4)
+  config.long.remat = 4
+  config.long.reps = 2
+  config.parallel.cells = ("min_gru",)
+  config.parallel.lengths = (8,)
+  config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 2, 3, 4
+  config.parallel.reps = 2
+  config.decode.batch, config.decode.source_len, config.decode.max_len = 2, 3, 4
+  config.decode.vocab_size = 10
+  config.decode.embed_size, config.decode.encoder_size, config.decode.decoder_size = 4, 3, 6
+  config.decode.beam_size = 2
+  config.decode.reps = 2

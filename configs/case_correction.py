@@ -58,36 +58,18 @@ def get_config(arg=None):
   config.eval_every = steps_per_epoch      # the fixed sentence after every epoch
   config.checkpoint_every = steps_per_epoch
   config.keep_checkpoints = 1
-  return base.finalize(config, _apply_variants(config, arg))
+  return base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True),
+                                           "encoder_decoder": encoder_decoder},
+                       choices={"cell": base.choice_of("model.cell", CELLS)}, smoke=[shrink])
 
 
-def _apply_variants(config, arg):
-  """Applies this config's variants; returns what is left for base.finalize (smoke)."""
-  rest = []
-  variants = [a for a in (arg or "").split(",") if a]
-  if "encoder_decoder" in variants:      # first, so that smoke shrinks its sizes in any order
-    encoder_decoder(config)
-  for v in variants:
-    if v.startswith("cell="):
-      cell = v[len("cell="):]
-      if cell not in CELLS:
-        raise ValueError(f"config arg: cell must be one of {CELLS}, got {cell!r}")
-      config.model.cell = cell
-    elif v == "bidirectional":
-      config.model.bidirectional = True
-    elif v == "encoder_decoder":
-      pass
-    elif v == "smoke":
-      rest.append(v)
-      config.task.max_len = 20
-      config.task.min_len = 5
-      if config.task.architecture == "encoder_decoder":
-        config.model.embed_size, config.model.decoder_sizes = 8, (16,)
-        config.model.attn_size, config.model.output_size = 8, 16
-    else:
-      raise ValueError(f"config arg: unknown variant {v!r}; this config knows "
-                       f"['cell=rnn|gru|lstm', 'bidirectional', 'encoder_decoder', 'smoke']")
-  return ",".join(rest)
+def shrink(config):
+  """The ``smoke`` part of this config: shorter crops, and a smaller encoder-decoder."""
+  config.task.max_len = 20
+  config.task.min_len = 5
+  if config.task.architecture == "encoder_decoder":
+    config.model.embed_size, config.model.decoder_sizes = 8, (16,)
+    config.model.attn_size, config.model.output_size = 8, 16
 
 
 def encoder_decoder(config):

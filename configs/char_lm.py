@@ -46,10 +46,11 @@ def get_config(arg=None):
   config.eval_every = 500
   config.checkpoint_every = 500
   config.keep_checkpoints = 1
-  variants = [a for a in (arg or "").split(",") if a]
-  if "smoke" in variants:
-    config.task.seq_len = 16
-    config.task.eval_warmup = 4
-    config.task.sample_len = 20
-    config.model.embed_size = 8
-  return base.finalize(config, arg)
+  return base.finalize(config, arg, smoke=[shrink])
+
+
+def shrink(config):
+  config.task.seq_len = 16
+  config.task.eval_warmup = 4
+  config.task.sample_len = 20
+  config.model.embed_size = 8

@@ -44,31 +44,26 @@ def get_config(arg=None):
   config.eval_every = 250
   config.checkpoint_every = 500
   config.keep_checkpoints = 1
-  return base.finalize(config, apply_variants(config, arg))
+  return base.finalize(config, arg, choices={"cell": base.Choice(tuple(UNITS), set_cell),
+                                             "dataset": base.Choice(DATASETS, set_dataset)},
+                       smoke=[shrink_eval_batch])
 
 
-def apply_variants(config, arg):
-  """Applies this config's variants; returns the rest of ``arg`` for ``base.finalize``."""
-  rest = []
-  for v in (arg or "").split(","):
-    key, _, value = v.partition("=")
-    if key == "cell":
-      if value not in UNITS:
-        raise ValueError(f"config arg: cell must be one of {sorted(UNITS)}, got {value!r}")
-      config.model.cell = value
-      config.model.hidden_sizes = (UNITS[value],)
-    elif key == "dataset":
-      if value not in DATASETS:
-        raise ValueError(f"config arg: dataset must be one of {list(DATASETS)}, got {value!r}")
-      config.task.dataset = value
-      config.task.train_crop = 0 if value == "jsb" else 200
-      config.task.eval_batch_size = 32 if value == "jsb" else 8
-    elif v == "smoke":
-      config.task.eval_batch_size = 8
-      rest.append(v)
-    elif v:
-      rest.append(v)
-  return ",".join(rest)
+def set_cell(config, cell):
+  """``cell=...``: the cell and its size (about 20K parameters)."""
+  config.model.cell = cell
+  config.model.hidden_sizes = (UNITS[cell],)
+
+
+def set_dataset(config, dataset):
+  """``dataset=...``: the long-piece sets train on 200-step windows, evaluated 8 pieces at a time."""
+  config.task.dataset = dataset
+  config.task.train_crop = 0 if dataset == "jsb" else 200
+  config.task.eval_batch_size = 32 if dataset == "jsb" else 8
+
+
+def shrink_eval_batch(config):
+  config.task.eval_batch_size = 8
 
 
 def get_sweep():

@@ -15,8 +15,7 @@ entity F1 on test with far richer features), so expect low numbers from a
 word-level tagger trained on 3,394 sentences.
 """
 
-from configs import base
-from configs.pos import apply_variants, tagging_config
+from configs.pos import finalize_tagging, tagging_config
 
 
 def get_config(arg=None):
@@ -25,7 +24,7 @@ def get_config(arg=None):
   config.num_steps = 1000              # about 9 epochs of the 3,394 training sentences
   config.eval_every = 250
   config.checkpoint_every = 500
-  return base.finalize(config, apply_variants(config, arg))
+  return finalize_tagging(config, arg)
 
 
 def get_sweep():

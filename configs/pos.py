@@ -48,22 +48,18 @@ def get_config(arg=None):
   config.num_steps = 1000              # about 2.5 epochs of the 12,543 training sentences (a CPU budget)
   config.eval_every = 250
   config.checkpoint_every = 1000
-  return base.finalize(config, apply_variants(config, arg))
+  return finalize_tagging(config, arg)
 
 
-def apply_variants(config, arg):
-  """Applies ``bidirectional`` (and shrinks evaluation for ``smoke``); returns the rest for finalize."""
-  rest = []
-  for v in (arg or "").split(","):
-    if v == "bidirectional":
-      config.model.bidirectional = True
-    elif v == "smoke":
-      config.task.eval_batch_size = 8
-      config.model.embed_size = 8
-      rest.append(v)
-    elif v:
-      rest.append(v)
-  return ",".join(rest)
+def finalize_tagging(config, arg):
+  """``base.finalize`` with the tagging variants: ``bidirectional``, and ``smoke`` shrinks evaluation too."""
+  return base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True)},
+                       smoke=[shrink_tagging])
+
+
+def shrink_tagging(config):
+  config.task.eval_batch_size = 8
+  config.model.embed_size = 8
 
 
 def get_sweep():

@@ -49,26 +49,12 @@ def get_config(arg=None):
   config.eval_every = 75               # once per epoch
   config.checkpoint_every = 750
   config.keep_checkpoints = 1
-  return base.finalize(config, apply_variants(config, arg))
+  return base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True)},
+                       choices={"pooling": base.choice_of("model.pooling", POOLINGS)}, smoke=[shrink_eval_batch])
 
 
-def apply_variants(config, arg):
-  """Applies this config's variants; returns the rest of ``arg`` for ``base.finalize``."""
-  rest = []
-  for v in (arg or "").split(","):
-    key, _, value = v.partition("=")
-    if key == "pooling":
-      if value not in POOLINGS:
-        raise ValueError(f"config arg: pooling must be one of {list(POOLINGS)}, got {value!r}")
-      config.model.pooling = value
-    elif v == "bidirectional":
-      config.model.bidirectional = True
-    elif v == "smoke":
-      config.task.eval_batch_size = 16
-      rest.append(v)
-    elif v:
-      rest.append(v)
-  return ",".join(rest)
+def shrink_eval_batch(config):
+  config.task.eval_batch_size = 16
 
 
 def get_sweep():

@@ -47,10 +47,11 @@ def get_config(arg=None):
   config.checkpoint_every = 1000
   config.keep_checkpoints = 1
   config.eval_batches = 20             # teacher-forced loss on the first 1280 held-out pairs
-  arg_list = [a for a in (arg or "").split(",") if a]
-  if "smoke" in arg_list:
-    config.task.bleu_sentences = 16
-    config.task.decode_batch_size = 8
-    config.task.vocab_size = 200
-    config.optim.warmup_steps = 1
-  return _seq2seq.finalize(config, arg)
+  return _seq2seq.finalize(config, arg, smoke=[shrink])
+
+
+def shrink(config):
+  config.task.bleu_sentences = 16
+  config.task.decode_batch_size = 8
+  config.task.vocab_size = 200
+  config.optim.warmup_steps = 1

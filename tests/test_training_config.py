@@ -1,10 +1,11 @@
 """Config files and --config.FIELD overrides: what passes, and the errors for what does not."""
 
+import ml_collections
 import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import sine
+from configs import base, sine
 from recurrent.training import loop
 
 
@@ -63,3 +64,59 @@ def test_load_config_round_trips(tmp_path):
   assert loop.config_diff(loop.config_to_dict(c), loop.config_to_dict(back)) == []
   with pytest.raises(AttributeError):
     back.typo = 1
+
+
+def variants_config():
+  """A tiny base config with one flag and one choice that write separate fields, and a smoke step."""
+  config = base.base_config()
+  config.model.pooling = "last"
+  config.task.eval_batch_size = 100
+  flags = {"bidirectional": base.set_to("model.bidirectional", True)}
+  choices = {"pooling": base.choice_of("model.pooling", ["last", "max"])}
+  smoke = [lambda c: setattr(c.task, "eval_batch_size", 4)]
+  return config, dict(flags=flags, choices=choices, smoke=smoke)
+
+
+def test_finalize_applies_flags_choices_and_smoke():
+  config, variants = variants_config()
+  c = base.finalize(config, "pooling=max,bidirectional", **variants)
+  assert c.model.pooling == "max" and c.model.bidirectional and c.batch_size == 32
+  assert c.task.eval_batch_size == 100                         # no smoke asked
+  config, variants = variants_config()
+  c = base.finalize(config, "smoke,pooling=max", **variants)
+  assert c.model.pooling == "max" and not c.model.bidirectional
+  assert (c.batch_size, c.num_steps, c.task.eval_batch_size) == (8, 6, 4)  # base smoke, then the config's
+  config, variants = variants_config()
+  assert base.finalize(config, None, **variants).model.pooling == "last"
+  with pytest.raises(AttributeError):                            # locked
+    c.typo = 1
+
+
+def test_smoke_applies_after_the_other_variants_and_the_last_choice_wins():
+  config = base.base_config()
+  choices = {"width": base.Choice(("64", "256"), lambda c, v: setattr(c.model, "hidden_sizes", (int(v),)))}
+  c = base.finalize(config, "width=64,smoke,width=256", choices=choices)
+  assert c.model.hidden_sizes == (16,)                           # smoke shrank the 256 set after it
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("bidi", r"unknown variant 'bidi'; this config knows \['pooling=last\|max', 'bidirectional', 'smoke'\]"),
+    ("pooling=mean", r"unknown pooling 'mean' in 'pooling=mean'; pooling must be one of \['last', 'max'\]"),
+    ("pooling", r"unknown pooling ''"),
+    ("smoke=yes", r"'smoke' takes no value, got 'smoke=yes'"),
+    ("bidirectional,nope", r"unknown variant 'nope'"),
+])
+def test_bad_variants_fail_before_any_is_applied(arg, match):
+  config, variants = variants_config()
+  with pytest.raises(ValueError, match=match):
+    base.finalize(config, arg, **variants)
+  assert not config.model.bidirectional and config.model.pooling == "last"
+
+
+def test_apply_variants_without_base_smoke():
+  config = ml_collections.ConfigDict({"steps": 100, "cells": ("rnn",)})
+  flags = {"smoke": lambda c: setattr(c, "steps", 2), "two": lambda c: setattr(c, "cells", ("rnn", "gru"))}
+  base.apply_variants(config, "smoke,two", flags=flags)
+  assert config.steps == 2 and config.cells == ("rnn", "gru")
+  with pytest.raises(ValueError, match="both flags and choices"):
+    base.apply_variants(config, "", flags=flags, choices={"two": base.Choice(("a",), print)})

@@ -4,7 +4,8 @@ The trainer evaluates the held-out split it is given (``eval_batches``); the
 tables of the experiments also want train and test numbers at the same
 checkpoint. ``SplitEvaluator`` runs the task's own ``loss_fn`` (rng=None,
 deterministic) over any batches and divides summed totals by summed counts,
-in float64 on the host, so the average is over every token / step exactly.
+in float64 on the host (``metrics.mean_metrics``, as the trainer's evaluator),
+so the average is over every token / step exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import jax
-import numpy as np
+
+from recurrent.training import metrics as metrics_lib
 
 
 class SplitEvaluator:
@@ -22,12 +24,7 @@ class SplitEvaluator:
     self._metrics = jax.jit(lambda params, batch: loss_fn(params, batch, None)[1])
 
   def __call__(self, params, batches: Iterable[dict]) -> dict[str, float]:
-    totals: dict[str, list[float]] = {}
-    for batch in batches:
-      for k, (t, c) in jax.device_get(self._metrics(params, batch)).items():
-        acc = totals.setdefault(k, [0.0, 0.0])
-        acc[0] += float(np.asarray(t, np.float64))
-        acc[1] += float(np.asarray(c, np.float64))
-    if not totals:
+    per_batch = [self._metrics(params, batch) for batch in batches]  # one transfer at the end
+    if not per_batch:
       raise ValueError("batches: yielded no batches")
-    return {k: t / c for k, (t, c) in totals.items()}
+    return metrics_lib.mean_metrics(jax.device_get(per_batch))

@@ -103,24 +103,21 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
 
 
 class Evaluator:
-  """Runs the jitted eval step over the held-out split and aggregates total / count."""
+  """Runs the jitted eval step over the held-out split; total / count per metric (``metrics.mean_metrics``)."""
 
   def __init__(self, task: Task, mesh, max_batches: int):
     self.task, self.mesh, self.max_batches = task, mesh, max_batches
     self.step = jax.jit(state_lib.make_eval_step(task))
-    self.add = jax.jit(lambda a, b: jax.tree.map(lambda x, y: x + y, a, b))
 
   def __call__(self, params) -> dict:
-    totals = None
+    per_batch = []  # on the device until the split is done: one transfer, no sync per batch
     for i, batch in enumerate(self.task.eval_batches()):
       if self.max_batches and i >= self.max_batches:
         break
-      m = self.step(params, parallel.place_eval_batch(batch, self.mesh))
-      totals = m if totals is None else self.add(totals, m)
-    if totals is None:
+      per_batch.append(self.step(params, parallel.place_eval_batch(batch, self.mesh)))
+    if not per_batch:
       raise ValueError("task.eval_batches: yielded no batches")
-    totals = jax.device_get(totals)
-    return {k: float(t) / float(c) for k, (t, c) in totals.items()}
+    return metrics_lib.mean_metrics(jax.device_get(per_batch))
 
 
 def _eta(seconds: float) -> str:
@@ -218,12 +215,16 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
                      "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
         window_start = time.perf_counter()  # eval time is not training throughput
 
-      is_best = evaluated and (best is None or better(eval_metrics[task.eval_metric], best))
+      ranked = evaluated and task.eval_metric in eval_metrics  # absent when its count was 0
+      if evaluated and not ranked:
+        logging.warning("eval at step %d: no %s (count 0 over the held-out split); not ranked for best",
+                        done, task.eval_metric)
+      is_best = ranked and (best is None or better(eval_metrics[task.eval_metric], best))
       if is_best:
         best = eval_metrics[task.eval_metric]
       if done % config.checkpoint_every == 0 or done == num_steps or is_best:
         _check_finite(state, ckpt)
-        ckpt.save(done, state, metrics=eval_metrics if evaluated else None)
+        ckpt.save(done, state, metrics=eval_metrics if ranked else None)
 
     ckpt.wait()
   finally:
@@ -247,8 +248,8 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   steps = ckpt.all_steps()
   if not steps:
     raise ValueError(f"workdir: no checkpoint in {workdir}/checkpoints")
-  if checkpoint == "best":
-    step = ckpt.best_step()
+  if checkpoint == "best":  # the latest when none was ranked (the eval metric's count was always 0)
+    step = ckpt.best_step() if ckpt.best_step() is not None else ckpt.latest_step()
   elif checkpoint == "latest":
     step = ckpt.latest_step()
   elif str(checkpoint).isdigit() and int(checkpoint) in steps:

@@ -11,8 +11,10 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -24,6 +26,23 @@ def quiet_libraries() -> None:
   """Keeps Orbax's per-save INFO lines out of the absl log; its warnings and errors still show."""
   drop = lambda r: not ("/orbax/" in r.pathname and r.levelno < logging.WARNING)
   absl_logging.get_absl_handler().addFilter(drop)
+
+
+def mean_metrics(batches: Iterable[Mapping[str, tuple]]) -> dict[str, float]:
+  """``{name: sum of totals / sum of counts}`` over batches of ``{name: (total, count)}``.
+
+  Totals and counts are summed on the host in float64: a float32 running sum
+  of per-token losses stops growing by small terms once it is large (at 2^24
+  ulp 2). A metric whose count is 0 over all batches (say, accuracy on the
+  changed bytes of a split that has none) has no mean and is left out, so
+  the JSONL and TensorBoard records simply lack it, as if never logged.
+  """
+  totals: dict[str, np.ndarray] = {}
+  for batch in batches:
+    for k, (t, c) in batch.items():
+      tc = np.array([t, c], np.float64)
+      totals[k] = totals[k] + tc if k in totals else tc
+  return {k: float(t / c) for k, (t, c) in totals.items() if c != 0}
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

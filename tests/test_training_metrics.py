@@ -1,0 +1,93 @@
+"""Eval metric averaging: float64 sums on the host, a metric with count 0 left out (not a crash, not NaN)."""
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import sine
+from recurrent.tasks import get_task
+from recurrent.tasks.base import Task
+from recurrent.training import loop, parallel
+from recurrent.training.checkpoint import Checkpoints
+from recurrent.training.metrics import mean_metrics, read_jsonl
+
+BIG = 2.0 ** 24  # float32 spacing is 2 from here on: adding 1.0 to it is lost
+
+
+def test_mean_metrics_sums_in_float64_where_float32_loses_the_small_terms():
+  batches = [{"nll": (np.float32(BIG), np.float32(1))}] + [{"nll": (np.float32(1), np.float32(1))}] * 5
+  assert mean_metrics(batches)["nll"] == (2 ** 24 + 5) / 6
+  f32_total = np.float32(0)
+  for b in batches:                       # the accumulation this replaces: every +1 is rounded away
+    f32_total = f32_total + b["nll"][0]
+  assert f32_total == np.float32(BIG)
+  counts = [{"acc": (np.float32(1), np.float32(BIG))}] + [{"acc": (np.float32(1), np.float32(1))}] * 4
+  assert mean_metrics(counts)["acc"] == 5 / (2 ** 24 + 4)   # large counts too
+
+
+def test_mean_metrics_matches_exact_sums_over_random_batches():
+  rng = np.random.default_rng(0)
+  totals = rng.uniform(0, 1e6, size=(50, 2)).astype(np.float32)
+  counts = rng.integers(0, 3000, size=(50, 2)).astype(np.float32)
+  batches = [{"a": (t[0], c[0]), "b": (t[1], c[1])} for t, c in zip(totals, counts)]
+  got = mean_metrics(batches)
+  for j, name in enumerate("ab"):
+    want = math.fsum(float(t) for t in totals[:, j]) / math.fsum(float(c) for c in counts[:, j])
+    assert got[name] == pytest.approx(want, rel=1e-15)
+
+
+def test_a_metric_with_count_zero_is_left_out():
+  batches = [{"acc": (3.0, 4.0), "changed": (0.0, 0.0), "rare": (0.0, 0.0)},
+             {"acc": (1.0, 4.0), "changed": (0.0, 0.0), "rare": (2.0, 5.0)}]
+  assert mean_metrics(batches) == {"acc": 0.5, "rare": 0.4}
+  assert mean_metrics([]) == {}
+
+
+def fake_task(xs, ms):
+  """Eval batches x_B (masks m_B): metrics big = mean x, masked = mean of x where m."""
+  def loss_fn(params, batch, rng):
+    x, m = batch["x"] * params["w"], batch["m"]
+    return jnp.mean(x), {"big": (jnp.sum(x), jnp.float32(x.shape[0])),
+                         "masked": (jnp.sum(x * m), jnp.sum(m))}
+  batches = [{"x": np.asarray(x, np.float32), "m": np.asarray(m, np.float32)} for x, m in zip(xs, ms)]
+  return Task(init_params=lambda rng: {"w": jnp.float32(1)}, loss_fn=loss_fn,
+              train_batch=lambda step: batches[0], eval_batches=lambda: iter(batches),
+              num_tokens=lambda b: b["x"].shape[0])
+
+
+def test_evaluator_averages_in_float64_and_leaves_out_count_zero():
+  xs = [[BIG, 0.0]] + [[1.0, 1.0]] * 4     # each batch sum is exact in float32; their running sum is not
+  ms = [[0.0, 0.0]] * 5
+  params = {"w": jnp.float32(1)}
+  evaluator = loop.Evaluator(fake_task(xs, ms), parallel.make_mesh(0), max_batches=0)
+  assert evaluator(params) == {"big": (2 ** 24 + 8) / 10}
+  ms[2] = [1.0, 0.0]                         # one masked element in one batch
+  evaluator = loop.Evaluator(fake_task(xs, ms), parallel.make_mesh(0), max_batches=3)
+  assert evaluator(params) == {"big": (2 ** 24 + 4) / 6, "masked": 1.0}
+
+
+def test_training_runs_when_the_eval_metric_has_count_zero(tmp_path, monkeypatch):
+  """No crash: the run finishes, the metric is absent from the records, no checkpoint is ranked best."""
+  def with_empty_metric(config):
+    task = get_task(config)
+    def loss_fn(params, batch, rng):
+      loss, metrics = task.loss_fn(params, batch, rng)
+      count = jnp.float32(0.0 if rng is None else 1.0)   # counted in training, never in evaluation
+      return loss, {**metrics, "never": (count * loss, count)}
+    return dataclasses.replace(task, loss_fn=loss_fn, eval_metric="never")
+
+  monkeypatch.setattr(loop, "get_task", with_empty_metric)
+  final = loop.train_and_evaluate(sine.get_config("smoke"), tmp_path)
+  assert final["step"] == 6 and "never" not in final["eval"] and "mse" in final["eval"]
+  assert final["best"] == {"never": None}
+  records = read_jsonl(tmp_path / "metrics.jsonl")
+  assert [r["step"] for r in records if r["split"] == "eval"] == [3, 6]
+  assert all("never" not in r for r in records if r["split"] == "eval")
+  assert all(r["never"] > 0 for r in records if r["split"] == "train")
+  ckpt = Checkpoints(tmp_path / "checkpoints", 3, "never", "min", read_only=True)
+  assert ckpt.all_steps() == [3, 6] and ckpt.best_step() is None and final["best_step"] is None
+  ckpt.close()
+  assert loop.evaluate(sine.get_config("smoke"), tmp_path, "best")["step"] == 6   # falls back to the latest
