@@ -46,7 +46,7 @@ class Checkpoints:
     return self.manager.latest_step()
 
   def best_step(self) -> int | None:
-    """The step with the best eval metric; the latest when none was saved with metrics."""
+    """The step with the best eval metric; None when no checkpoint was saved with metrics."""
     return self.manager.best_step()
 
   def all_steps(self) -> list[int]:
