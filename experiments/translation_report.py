@@ -6,7 +6,8 @@
 Reads each run's ``translation_report.json`` (written by the translation
 task at its last step; for a run stopped early, or with ``--latest``, it is
 made first from the latest checkpoint, by ``recurrent.training.loop.evaluate``
-with ``num_steps`` set to that step so the task writes its full report) and writes ``translation_bleu_by_length.png`` to
+with ``num_steps`` set to that step so the task writes its full report;
+``--bleu_sentences=N`` decodes N held-out sentences then) and writes ``translation_bleu_by_length.png`` to
 ``--out``, copying the first attention heatmap of each run next to it as
 ``translation_attention_<attention>.png``; prints a Markdown table.
 """
@@ -20,11 +21,13 @@ from absl import app, flags
 flags.DEFINE_list("workdir", None, "comma-separated workdirs of trained translation runs")
 flags.DEFINE_string("out", "docs/figures", "folder for the figures")
 flags.DEFINE_bool("latest", False, "remake every report from the latest checkpoint")
+flags.DEFINE_integer("bleu_sentences", 0, "with --latest: decode this many held-out sentences "
+                     "(all of them if more) instead of the run's task.bleu_sentences")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 
-def report_from_latest_checkpoint(workdir: Path) -> None:
+def report_from_latest_checkpoint(workdir: Path, bleu_sentences: int = 0) -> None:
   from recurrent.training.loop import evaluate, load_config
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   if not steps:
@@ -32,6 +35,8 @@ def report_from_latest_checkpoint(workdir: Path) -> None:
   config = load_config(workdir)
   config.unlock()
   config.num_steps = steps[-1]  # the task writes its full report at step == num_steps
+  if bleu_sentences > 0:
+    config.task.bleu_sentences = bleu_sentences
   evaluate(config, workdir, "latest")
 
 
@@ -48,7 +53,7 @@ def main(argv):
   for wd in FLAGS.workdir:
     path = Path(wd) / "translation_report.json"
     if FLAGS.latest or not path.is_file():
-      report_from_latest_checkpoint(Path(wd))
+      report_from_latest_checkpoint(Path(wd), FLAGS.bleu_sentences)
     if not path.is_file():
       raise FileNotFoundError(f"--workdir: expected {path} (a finished translation run)")
     r = json.loads(path.read_text())
