@@ -3,7 +3,7 @@
     ./launch.sh bench                                  # the default run (a few minutes)
     ./launch.sh bench --config=configs/benchmark.py:smoke    # seconds, tiny sizes
 
-Four suites, each in one process with the implementations interleaved:
+Five suites, each in one process with the implementations interleaved:
   train     LSTM, GRU, Elman at (B, T, D, H) in ``sizes``: ours, ours_scan,
             flax (nn.RNN + LSTMCell/GRUCell/SimpleCell), flax_opt
             (OptimizedLSTMCell), torch (nn.LSTM/GRU/RNN).
@@ -14,6 +14,8 @@ Four suites, each in one process with the implementations interleaved:
   decode    greedy decoding and beam search on a translation-sized attention
             seq2seq (tokens/s; greedy in one jitted while_loop against a
             Python loop of jitted steps).
+  roofline  (on request) the train sizes with one matmul of the step's forward
+            FLOPs as the core's practical peak; rows get gflops_per_s.
 Results: a table on stdout and ``benchmark.json`` in the workdir.
 """
 
@@ -27,7 +29,7 @@ from configs import base
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.suites = ("train", "long", "parallel", "decode")
+  config.suites = ("train", "long", "parallel", "decode")  # also: roofline
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
   config.threads = 1                 # CPU threads for XLA and torch alike; 0 = each library's default.
@@ -52,6 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.parallel.lengths = (256, 1024, 4096)
   config.parallel.batch, config.parallel.input_size, config.parallel.hidden_size = 16, 64, 256
   config.parallel.reps = 3
+
+  config.roofline = ml_collections.ConfigDict()  # the train sizes and cells; not in the default run
+  config.roofline.impls = ("ours", "flax")
+  config.roofline.reps = 5
 
   config.decode = ml_collections.ConfigDict()
   config.decode.batch, config.decode.source_len, config.decode.max_len = 64, 15, 19
@@ -84,3 +90,4 @@ def smoke(config):
   config.decode.embed_size, config.decode.encoder_size, config.decode.decoder_size = 4, 3, 6
   config.decode.beam_size = 2
   config.decode.reps = 2
+  config.roofline.reps = 2

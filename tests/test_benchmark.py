@@ -31,3 +31,13 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
     assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2  # smoke: 2 repetitions everywhere
   json.dumps(rows)  # the binary writes them as JSON
   assert "tokens/s" in suites.table(rows)
+
+
+def test_roofline_rows_carry_flop_rates():
+  config = benchmark_config.get_config("smoke")
+  rows = suites.roofline(config, log=lambda msg: None)
+  assert {r["impl"] for r in rows} == {"gemm", "ours", "flax"}
+  (B, T, D, H), = config.train.sizes
+  for r in rows:   # the LSTM step: 3 x 2 B T (D + H) 4 H FLOPs (the gemm row: the forward's third)
+    flops = 2.0 * B * T * (D + H) * 4 * H * (1 if r["impl"] == "gemm" else 3)
+    assert abs(r["gflops_per_s"] - flops / (r["ms_per_step"] * 1e-3) / 1e9) < 1e-9

@@ -149,6 +149,27 @@ def torch_peak_bytes(step: Callable[[], None]) -> int:
     return -1
 
 
+GATES = {"lstm": 4, "gru": 3, "elman": 1}
+
+
+def train_step_flops(cell_name: str, B: int, T: int, D: int, H: int) -> float:
+  """Matmul FLOPs of one training step: 3 x the forward's 2 B T (D + H) G H (G gate blocks)."""
+  return 3 * 2.0 * B * T * (D + H) * GATES[cell_name] * H
+
+
+def gemm(cell_name: str, B: int, T: int, D: int, H: int) -> Runner:
+  """One [B T, D + H] x [D + H, G H] matmul: the step's forward FLOPs at the core's matmul rate."""
+  a = jnp.ones((B * T, D + H))
+  b = jnp.ones((D + H, GATES[cell_name] * H))
+  compiled = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
+  out = {}
+
+  def step():
+    out["y"] = jax.block_until_ready(compiled(a, b))
+
+  return Runner(step, -1, lambda: float(out["y"][0, 0]))
+
+
 def build(impl: str, cell_name: str, B: int, T: int, D: int, H: int, seed: int = 0,
           remat: int = 0, unroll: int = 1) -> Runner:
   """The runner of ``impl`` (see the module docstring) for one cell and size."""

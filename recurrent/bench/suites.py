@@ -81,6 +81,29 @@ def parallel(config, log: Log) -> list[dict]:
   return rows
 
 
+def roofline(config, log: Log) -> list[dict]:
+  """The train sizes again, with one matmul of the step's forward FLOPs as the core's peak.
+
+  Adds ``gflops_per_s`` to each row: for ours/flax/torch the training step's
+  matmul FLOPs (``impls.train_step_flops``) per second, for "gemm" the matmul's.
+  """
+  rows = []
+  for size in config.train.sizes:
+    for cell in config.train.cells:
+      names = available([i for i in config.roofline.impls if i != "gemm"], log)
+      log(f"roofline {cell} (B, T, D, H) = {tuple(size)}: building gemm + {names}")
+      runners = {"gemm": (cell, impls.gemm(cell, *size))}
+      runners.update({i: (cell, impls.build(i, cell, *size, seed=config.seed)) for i in names})
+      measured = _measure("roofline", runners, size, "ours", config, config.roofline.reps, log)
+      step_flops = impls.train_step_flops(cell, *size)
+      for r in measured:
+        flops = step_flops / 3 if r["impl"] == "gemm" else step_flops
+        r["gflops_per_s"] = flops / (r["ms_per_step"] * 1e-3) / 1e9
+      log("  GFLOP/s: " + ", ".join(f"{r['impl']} {r['gflops_per_s']:.1f}" for r in measured))
+      rows += measured
+  return rows
+
+
 def decode(config, log: Log) -> list[dict]:
   """Greedy (one jitted while_loop, and a Python loop of jitted steps) and beam search."""
   from recurrent.bench import decode as decode_lib
@@ -96,7 +119,8 @@ def decode(config, log: Log) -> list[dict]:
                   c.reps, log)
 
 
-SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode}
+SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode,
+          "roofline": roofline}
 
 
 def run(config, log: Log) -> list[dict]:
