@@ -12,7 +12,7 @@ from recurrent.tasks import get_task
 from recurrent.tasks.base import Task
 from recurrent.training import loop, parallel
 from recurrent.training.checkpoint import Checkpoints
-from recurrent.training.metrics import mean_metrics, read_jsonl
+from recurrent.training.metrics import mean_metrics, read_jsonl, window_means
 
 BIG = 2.0 ** 24  # float32 spacing is 2 from here on: adding 1.0 to it is lost
 
@@ -91,3 +91,35 @@ def test_training_runs_when_the_eval_metric_has_count_zero(tmp_path, monkeypatch
   assert ckpt.all_steps() == [3, 6] and ckpt.best_step() is None and final["best_step"] is None
   ckpt.close()
   assert loop.evaluate(sine.get_config("smoke"), tmp_path, "best")["step"] == 6   # falls back to the latest
+
+
+def test_window_means_average_each_scalar_over_the_interval_and_skip_nans():
+  steps = [{"loss": 1.0, "acc": float("nan"), "gone": float("nan")},
+           {"loss": 2.0, "acc": 0.5, "gone": float("nan")},
+           {"loss": 6.0, "acc": 0.25, "gone": float("nan")}]
+  assert window_means(steps) == {"loss": 3.0, "acc": 0.375}
+  assert window_means([]) == {}
+
+
+def test_logged_train_loss_is_the_mean_over_the_log_interval(tmp_path):
+  """metrics.jsonl at steps 3 and 6 (log_every 3) = the mean of the per-step losses of a manual run."""
+  import jax
+
+  from recurrent.training import state as state_lib
+  from recurrent.training.optim import make_optimizer
+  config = sine.get_config("smoke")
+  config.log_every, config.num_steps = 3, 6
+  loop.train_and_evaluate(config, tmp_path)
+  task = get_task(config)
+  tx = make_optimizer(config.optim, config.num_steps)
+  state = state_lib.init_state(task, tx, config.seed)
+  step_fn = jax.jit(state_lib.make_train_step(task, tx, config.optim))
+  losses = []
+  for step in range(config.num_steps):
+    state, m = step_fn(state, task.train_batch(step))
+    losses.append(float(m["loss"]))
+  logged = {r["step"]: r["loss"] for r in read_jsonl(tmp_path / "metrics.jsonl")
+            if r.get("split") == "train"}
+  np.testing.assert_allclose([logged[3], logged[6]], [np.mean(losses[:3]), np.mean(losses[3:])],
+                             rtol=1e-5)
+  assert abs(logged[6] - losses[5]) > 1e-6  # not the last step alone

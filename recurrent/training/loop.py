@@ -10,7 +10,9 @@ config that differs in anything but ``num_steps`` fails listing the fields),
 
 A step is ``state, metrics = train_step(state, task.train_batch(step))``, jitted
 with the state donated. Metrics leave the device only every ``log_every``
-steps. Since ``train_batch`` is a pure function of (seed, step) and the step's
+steps, and what is logged then is each scalar's mean over those steps
+(``metrics.window_means``; the first log after a resume averages the steps
+since the resume). Since ``train_batch`` is a pure function of (seed, step) and the step's
 key is ``fold_in(key(seed), step)``, a run resumed from a checkpoint computes
 bitwise the same parameters as one that was never interrupted (on CPU).
 """
@@ -179,12 +181,14 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
   eval_metrics = None
   window_start, window_steps, window_tokens = time.perf_counter(), 0, []
+  window_metrics = []  # this log interval's per-step metrics, still on the device
   num_steps = config.num_steps
   try:  # the event file is flushed even when a NaN or a failed save stops the run
     for step in range(start, num_steps):
       batch = task.train_batch(step)
       window_tokens.append(task.num_tokens(batch))
       state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
+      window_metrics.append(metrics)
       window_steps += 1
       done = step + 1
       if step == start and done % config.log_every:  # keep compilation out of the first rate
@@ -193,7 +197,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
       if done % config.log_every == 0 or done == num_steps:
         _check_finite(state, ckpt)
-        scalars = jax.device_get(metrics)
+        scalars = metrics_lib.window_means(jax.device_get(window_metrics))
+        window_metrics = []
         elapsed = time.perf_counter() - window_start
         tokens = float(sum(float(t) for t in window_tokens))
         scalars["steps_per_s"] = window_steps / elapsed

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -43,6 +43,22 @@ def mean_metrics(batches: Iterable[Mapping[str, tuple]]) -> dict[str, float]:
       tc = np.array([t, c], np.float64)
       totals[k] = totals[k] + tc if k in totals else tc
   return {k: float(t / c) for k, (t, c) in totals.items() if c != 0}
+
+
+def window_means(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:
+  """Each train scalar averaged over the steps since the last log (one dict per step).
+
+  What a log line and metrics.jsonl report at step s is the mean over steps
+  s - log_every + 1 .. s, not step s's value alone (a single batch's loss is
+  noisy). A value that is NaN at a step (a metric with no tokens in that
+  batch) is skipped; a name that is NaN at every step is left out.
+  """
+  out = {}
+  for k in steps[0] if steps else ():
+    v = np.array([float(m[k]) for m in steps], np.float64)
+    if not np.all(np.isnan(v)):
+      out[k] = float(np.nanmean(v))
+  return out
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
