@@ -51,6 +51,8 @@ def get_config(arg=None):
 
 
 def shrink(config):
+  config.task.max_words = 8
+  config.decode.max_len = 10
   config.task.bleu_sentences = 16
   config.task.decode_batch_size = 8
   config.task.vocab_size = 200
