@@ -51,14 +51,20 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.merge = "concat"        # concat | sum, joining the directions
   config.model.dropout = 0.0           # between layers
   config.model.residual = False        # add a layer's input to its output where sizes match
+  config.model.highway = False         # or a learned gate between them (Srivastava et al. 2015)
+  config.model.impl = "auto"           # auto | hoisted | scan | associative (recurrent.layers.unroll)
+  config.model.remat = 0               # > 0: recompute chunks of this many steps (memory for time)
+  config.model.unroll = 1              # steps per scan iteration
+  config.model.param_dtype = "float32" # float32 | bfloat16 | float16 | float64 weights (carries float32)
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"           # adam | adamw | sgd | rmsprop | adagrad
+  config.optim.name = "adam"           # adam | adamw | sgd | rmsprop | adagrad (adamw: decoupled decay)
   config.optim.learning_rate = 1e-3
   config.optim.schedule = "constant"   # constant | cosine | warmup_cosine
   config.optim.warmup_steps = 0
+  config.optim.decay_steps = 0         # the schedule's length; 0 = num_steps
   config.optim.momentum = 0.0          # sgd only
-  config.optim.weight_decay = 0.0      # decoupled, when > 0
+  config.optim.weight_decay = 0.0      # adamw: decoupled; the others: L2 added to the gradient
   config.optim.clip_norm = 0.0         # clip by global norm, when > 0
   config.optim.clip_value = 0.0        # clip each entry to [-v, v], when > 0
 

@@ -91,30 +91,35 @@ def zero_deltas(stack: Stack, batch_size: int, num_steps: int) -> list:
   return out
 
 
-def stack_apply_with_deltas(stack: Stack, params: list, x_BTD: Array, deltas: list,
+def stack_apply_with_deltas(stack: Stack, params, x_BTD: Array, deltas: list,
                             initial_carries=None):
   """``Stack.apply`` without padding or dropout, with a perturbation per layer and step.
 
-  Returns (final carries, ys of the last layer [B, T, out], per-layer carry
-  trajectories: a list of pytrees with leaves [B, T, H]).
+  One scan over time of ``Stack.step(..., deltas=delta_t)``, so the layers and
+  the connection between them are the stack's own. Returns (final carries,
+  ys of the last layer [B, T, out], per-layer carry trajectories: a list of
+  pytrees with leaves [B, T, H]).
   """
   if len(deltas) != len(stack.layers):
     raise ValueError(f"deltas: expected one per layer ({len(stack.layers)}), got {len(deltas)}")
-  if initial_carries is None:
-    initial_carries = [None] * len(stack.layers)
-  finals, trajectories = [], []
-  h = x_BTD
-  for i, (layer, p, d, c0) in enumerate(zip(stack.layers, params, deltas, initial_carries)):
+  for i, layer in enumerate(stack.layers):
     if layer.is_bidirectional:
       raise ValueError(f"stack.layers[{i}]: gradient diagnostics need unidirectional layers, "
                        "got a bidirectional one")
-    final, y, carries = unroll_with_deltas(layer.cell, p, h, d, c0)
-    if stack.residual and y.shape[-1] == h.shape[-1]:
-      y = y + h
-    finals.append(final)
-    trajectories.append(carries)
-    h = y
-  return finals, h, trajectories
+  B = x_BTD.shape[0]
+  carries = stack.initial_carries((B,))
+  if initial_carries is not None:
+    carries = [c if c0 is None else c0 for c, c0 in zip(carries, initial_carries)]
+  time_major = lambda a: jnp.swapaxes(a, 0, 1)
+
+  def body(carries, inputs):
+    x_BD, delta = inputs
+    carries, y_BH = stack.step(params, carries, x_BD, deltas=delta)
+    return carries, (y_BH, carries)
+
+  finals, (ys_TBH, trajectories) = jax.lax.scan(
+      body, carries, (time_major(x_BTD), jax.tree.map(time_major, deltas)))
+  return finals, time_major(ys_TBH), jax.tree.map(time_major, trajectories)
 
 
 # ----------------------------------------------------------------------------- Flax models

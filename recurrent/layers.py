@@ -7,7 +7,13 @@ valid prefix of each sequence; positions t >= lengths[b] are padding.
 Written once for every cell: the input projection runs over all steps before
 the loop (one matmul), and only ``cell.step`` runs inside the scan body.
 Masking is arithmetic (``jnp.where``), so one compiled program serves every
-mix of lengths.
+mix of lengths. Padded inputs are zeroed before the projection, so garbage
+there (NaN and Inf included) changes neither values nor gradients.
+
+A ``Stack`` runs its layers over whole sequences (``apply``) or one time step
+at a time (``step``, for decoders, streaming and stateful inference); both use
+the same rule between layers (``Stack.connect``: residual or highway, then
+dropout).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from recurrent import fused
+from recurrent import engine
 from recurrent.cells import Cell, make_cell
 from recurrent.cells.base import Array, check_positive_int
 
@@ -44,8 +51,8 @@ def check_sequence_args(cell: Cell, xs: Array, lengths: Array | None) -> None:
         f"lengths: expected shape [B]=({xs.shape[0]},), got {tuple(lengths.shape)}")
   if not jnp.issubdtype(lengths.dtype, jnp.integer):
     raise ValueError(f"lengths: expected integers, got dtype {lengths.dtype}")
-  if _is_concrete(lengths) and lengths.size:
-    lo, hi = int(lengths.min()), int(lengths.max())
+  if _is_concrete(lengths) and lengths.size:  # NumPy: no staged ops when closed over inside jit
+    lo, hi = int(np.min(np.asarray(lengths))), int(np.max(np.asarray(lengths)))
     if lo < 0:
       raise ValueError(f"lengths: must be >= 0, got a length of {lo}")
     if hi > xs.shape[1]:
@@ -74,7 +81,18 @@ def reverse_padded(xs: Array, lengths: Array | None) -> Array:
   return jnp.take_along_axis(xs, idx, axis=1)
 
 
-IMPLS = ("scan", "fused", "associative", "auto")
+IMPLS = ("scan", "hoisted", "associative", "auto")
+RENAMED_IMPLS = {"fused": "hoisted"}
+
+
+def check_impl(impl: str) -> None:
+  """Fails naming ``impl`` unless it is one of ``IMPLS`` (an old name says what it became)."""
+  if impl in RENAMED_IMPLS:
+    raise ValueError(f"impl: {impl!r} is now called {RENAMED_IMPLS[impl]!r} (a custom JVP that "
+                     "takes the recurrent weight's gradient out of the backward loop, not a fused "
+                     "kernel)")
+  if impl not in IMPLS:
+    raise ValueError(f"impl: must be one of {IMPLS}, got {impl!r}")
 
 
 def _step_scan(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, carry,
@@ -98,16 +116,20 @@ def _step_scan(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, c
 def _recurrence(cell: Cell, params: dict, x_TBD: Array, mask_TB: Array | None, carry,
                 unroll: int, impl: str):
   """Projects the inputs (one matmul for all steps) and runs the chosen recurrence."""
+  if mask_TB is not None:  # padding never reaches the arithmetic, so NaN there cannot leak
+    x_TBD = jnp.where(mask_TB[..., None], x_TBD, jnp.zeros((), x_TBD.dtype))
   xp_TBG = cell.project_inputs(params, x_TBD)
   parallel = getattr(cell, "parallel_scan", None)
-  if impl == "auto" and parallel is not None and jax.default_backend() == "cpu":
-    impl = "fused"  # a CPU has no parallel lanes for the O(T log T) scan (docs/PERFORMANCE.md)
-  if impl == "associative" or (impl == "auto" and parallel is not None):
+  if impl == "auto":
+    # A CPU has no parallel lanes for the associative scan's O(T log T) work (docs/PERFORMANCE.md).
+    on_cpu = jax.default_backend() == "cpu"
+    impl = "associative" if parallel is not None and not on_cpu else "hoisted"
+  if impl == "associative":
     if parallel is None:
       raise ValueError(f"impl: 'associative' needs a cell with a parallel form, got {cell!r}")
     return parallel(params, xp_TBG, mask_TB, carry)
-  if impl == "fused" or (impl == "auto" and fused.supports(cell)):
-    return fused.recurrence(cell, params, xp_TBG, mask_TB, carry, unroll)
+  if impl == "hoisted":
+    return engine.recurrence(cell, params, xp_TBG, mask_TB, carry, unroll)
   return _step_scan(cell, params, xp_TBG, mask_TB, carry, unroll)
 
 
@@ -154,22 +176,22 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
     lengths: optional [B] ints in [0, T]. A sequence's carry stops changing
       after its last valid step, its outputs there are zero, and its final
       carry is the carry at its last valid step (the initial carry if its
-      length is 0).
+      length is 0). Concrete lengths out of range raise; traced lengths
+      (under ``jit``) cannot be checked and are clipped to [0, T].
     initial_carry: the carry at t = 0 (default zeros, ``cell.initial_carry``).
     reverse: run each sequence backward from its own last valid step; the
       outputs stay aligned with the inputs (y[b, t] is the state after
       reading x[b, t], ..., x[b, L_b - 1]).
     unroll: steps per scan iteration (``jax.lax.scan``'s ``unroll``).
     impl: the recurrence. "scan" (the reference): ``cell.step`` under
-      ``lax.scan``, differentiated by JAX. "fused": the hand-written backward
-      pass of ``recurrent.fused`` (LSTM without peepholes, GRU reset_after,
-      Elman: the recurrent weight gradient leaves the loop; minGRU, minLSTM:
-      a sequential linear recurrence whose backward pass is the same
-      recurrence backward in time). "associative": the parallel scan of
-      cells that have one (minGRU, minLSTM: ``cell.parallel_scan``). "auto":
-      for minGRU/minLSTM "associative" on accelerators and "fused" on a CPU
-      (no parallel lanes there for the scan's O(T log T) work); for the
-      others "fused" where supported, else "scan".
+      ``lax.scan``, differentiated by JAX. "hoisted": ``recurrent.engine``,
+      the same step under a custom JVP rule that takes the recurrent
+      weight's gradient out of the backward loop (one matmul after it), for
+      every cell; forward-mode and higher derivatives work through it.
+      "associative": the parallel scan of cells that have one (minGRU,
+      minLSTM: ``cell.parallel_scan``; reverse mode only). "auto":
+      "associative" for those cells on accelerators, else "hoisted" (a CPU
+      has no parallel lanes for the associative scan's O(T log T) work).
     remat: 0 (off) or k > 0: checkpoint chunks of k steps (``jax.checkpoint``),
       trading one extra forward pass for memory; about sqrt(T) is a good k.
 
@@ -177,11 +199,12 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
     (final_carry, ys) with ys [B, T, H].
   """
   check_sequence_args(cell, xs, lengths)
-  if impl not in IMPLS:
-    raise ValueError(f"impl: must be one of {IMPLS}, got {impl!r}")
+  check_impl(impl)
   if isinstance(remat, bool) or not isinstance(remat, int) or remat < 0:
     raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got {remat!r}")
   B, T, _ = xs.shape
+  if lengths is not None:
+    lengths = jnp.clip(jnp.asarray(lengths), 0, T)
   carry = cell.initial_carry((B,)) if initial_carry is None else initial_carry
   if reverse:
     xs = reverse_padded(xs, lengths)          # per position, so before or after projecting
@@ -264,25 +287,44 @@ class Layer:
                    remat=remat)
 
 
+HIGHWAY_BIAS = -2.0  # the transform gate starts mostly closed: a new highway layer is near the identity
+
+
 @dataclasses.dataclass(frozen=True)
 class Stack:
-  """Layers applied in turn, with dropout between them and optional residual connections.
+  """Layers applied in turn, with a connection rule between them.
 
-  Dropout (inverted, rate ``dropout``) is applied to the output of every
-  layer but the last, when an rng is given. With ``residual=True`` a layer's
-  input is added to its output wherever their sizes match (He et al. 2016;
-  Wu et al. 2016 for stacked LSTMs).
+  Between layer i's input x and its output y (``connect``, the one
+  definition used by ``apply``, ``step`` and the gradient lab):
+
+    residual (He et al. 2016; Wu et al. 2016):   y <- y + x
+    highway (Srivastava et al. 2015):           y <- T * y + (1 - T) * x,
+                                                T = sigma(x W_T + b_T)
+    then dropout (inverted, rate ``dropout``) on every layer's output but the
+    last, when an rng is given.
+
+  Residual and highway apply where x and y have the same size (not to a
+  layer that changes the width, such as the first one usually). The highway
+  gate's bias starts at ``HIGHWAY_BIAS`` (-2) so the stack starts close to
+  the identity through each highway layer, as the paper recommends.
+
+  Parameters (``init``): a list with one entry per layer, the layer's own
+  parameters; with ``highway=True`` a dict {"layers": that list, "highway":
+  [{"W_T" [D, H], "b_T" [H]} or None per layer]}.
   """
 
   layers: tuple[Layer, ...]
   dropout: float = 0.0
   residual: bool = False
+  highway: bool = False
 
   def __post_init__(self):
     if not self.layers:
       raise ValueError("layers: a stack needs at least one layer, got none")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
+    if self.residual and self.highway:
+      raise ValueError("residual, highway: choose one connection between layers, got both")
     for i in range(1, len(self.layers)):
       want, got = self.layers[i - 1].output_size, self.layers[i].cell.input_size
       if want != got:
@@ -298,11 +340,54 @@ class Stack:
   def output_size(self) -> int:
     return self.layers[-1].output_size
 
-  def init(self, key: Array) -> list:
-    keys = jax.random.split(key, len(self.layers))
-    return [layer.init(k) for layer, k in zip(self.layers, keys)]
+  def _skips(self, i: int) -> bool:
+    """Whether layer i has a residual or highway connection (its input and output sizes match)."""
+    layer = self.layers[i]
+    return (self.residual or self.highway) and layer.cell.input_size == layer.output_size
 
-  def apply(self, params: list, xs: Array, lengths: Array | None = None,
+  def init(self, key: Array):
+    keys = jax.random.split(key, len(self.layers))
+    layers = [layer.init(k) for layer, k in zip(self.layers, keys)]
+    if not self.highway:
+      return layers
+    gates = []
+    gate_keys = jax.random.split(jax.random.fold_in(key, len(self.layers)), len(self.layers))
+    for i, (layer, k) in enumerate(zip(self.layers, gate_keys)):
+      if not self._skips(i):
+        gates.append(None)
+        continue
+      cell = layer.cell
+      W = cell.kernel_init(k, (cell.input_size, layer.output_size), cell.param_dtype)
+      gates.append({"W_T": W, "b_T": jnp.full((layer.output_size,), HIGHWAY_BIAS,
+                                               cell.param_dtype)})
+    return {"layers": layers, "highway": gates}
+
+  def layer_params(self, params) -> list:
+    """The per-layer parameters (the list ``init`` returns, or its "layers" entry with highway)."""
+    return params["layers"] if self.highway else params
+
+  def connect(self, i: int, params, x: Array, y: Array, rng: Array | None = None,
+              mask: Array | None = None) -> Array:
+    """Layer i's output after the connection rule (class docstring); x, y [..., D] and [..., H].
+
+    ``mask`` (bool, x's shape without the feature axis) zeroes padded positions again after
+    a residual or highway connection brought the input back in.
+    """
+    if self._skips(i):
+      if self.highway:
+        g = params["highway"][i]
+        gate = jax.nn.sigmoid(x @ g["W_T"] + g["b_T"].reshape((1,) * (x.ndim - 1) + (-1,)))
+        y = gate * y + (1.0 - gate) * x
+      else:
+        y = y + x
+      if mask is not None:
+        y = jnp.where(mask[..., None], y, jnp.zeros((), y.dtype))
+    if rng is not None and self.dropout > 0.0 and i < len(self.layers) - 1:
+      keep = jax.random.bernoulli(jax.random.fold_in(rng, i), 1.0 - self.dropout, y.shape)
+      y = jnp.where(keep, y / (1.0 - self.dropout), 0.0)
+    return y
+
+  def apply(self, params, xs: Array, lengths: Array | None = None,
             initial_carries: Sequence | None = None, rng: Array | None = None,
             unroll: int = 1, *, impl: str = "auto", remat: int = 0):
     """Returns (final carries, one per layer, ys of the last layer [B, T, out]).
@@ -316,26 +401,63 @@ class Stack:
     if len(initial_carries) != len(self.layers):
       raise ValueError(
           f"initial_carries: expected {len(self.layers)} carries, got {len(initial_carries)}")
+    mask = None if lengths is None else time_mask(jnp.clip(jnp.asarray(lengths), 0, xs.shape[1]),
+                                                  xs.shape[1])
     carries = []
     h = xs
-    for i, (layer, p, c0) in enumerate(zip(self.layers, params, initial_carries)):
+    for i, (layer, p, c0) in enumerate(zip(self.layers, self.layer_params(params),
+                                           initial_carries)):
       carry, y = layer.apply(p, h, lengths, c0, unroll, impl=impl, remat=remat)
-      if self.residual and y.shape[-1] == h.shape[-1]:
-        y = y + h
-        if lengths is not None:
-          y = jnp.where(time_mask(lengths, y.shape[1])[..., None], y, 0.0)
-      if rng is not None and self.dropout > 0.0 and i < len(self.layers) - 1:
-        keep = jax.random.bernoulli(jax.random.fold_in(rng, i), 1.0 - self.dropout, y.shape)
-        y = jnp.where(keep, y / (1.0 - self.dropout), 0.0)
       carries.append(carry)
-      h = y
+      h = self.connect(i, params, h, y, rng, mask)
     return carries, h
 
+  def initial_carries(self, batch_shape: tuple[int, ...] = ()) -> list:
+    """Each layer's zero carry, for ``step`` (unidirectional layers only)."""
+    self._check_steppable()
+    return [layer.cell.initial_carry(batch_shape) for layer in self.layers]
 
-def make_stack(cell: str, input_size: int, hidden_sizes: int | Sequence[int],
+  def _check_steppable(self):
+    for i, layer in enumerate(self.layers):
+      if layer.is_bidirectional:
+        raise ValueError(f"layers[{i}]: a bidirectional layer reads the whole sequence and "
+                         "cannot step one time step at a time")
+
+  def step(self, params, carries: Sequence, x: Array, rng: Array | None = None,
+           deltas: Sequence | None = None):
+    """One time step through every layer: (new carries, y [..., out]) from x [..., D].
+
+    The same layers and connection rule as ``apply``, one step at a time (so
+    ``apply`` over T steps equals T calls of ``step``; tested). ``rng`` turns
+    dropout on for this step. ``deltas`` (one carry-shaped pytree per layer)
+    are added to each layer's new carry before the next layer reads it: the
+    gradient lab's perturbations, whose gradient is dL/dc_t.
+    """
+    self._check_steppable()
+    if len(carries) != len(self.layers):
+      raise ValueError(f"carries: expected {len(self.layers)} carries, got {len(carries)}")
+    new_carries = []
+    h = x
+    for i, (layer, p, c) in enumerate(zip(self.layers, self.layer_params(params), carries)):
+      cell = layer.cell
+      c, y = cell(p, c, h)
+      if deltas is not None:
+        c = jax.tree.map(jnp.add, c, deltas[i])
+        y = cell.hidden(c)
+      new_carries.append(c)
+      h = self.connect(i, params, h, y, rng)
+    return new_carries, h
+
+
+def make_stack(cell: str | Cell, input_size: int, hidden_sizes: int | Sequence[int],
                bidirectional: bool = False, merge: str = "concat", dropout: float = 0.0,
-               residual: bool = False, **cell_kwargs) -> Stack:
-  """Builds a stack of named cells; ``hidden_sizes`` gives one size per layer."""
+               residual: bool = False, highway: bool = False, **cell_kwargs) -> Stack:
+  """Builds a stack of cells; ``hidden_sizes`` gives one size per layer.
+
+  ``cell`` is a registered name (``recurrent.cells.CELLS``) or a cell object,
+  whose class and fields (other than the sizes) every layer then copies: a
+  user's own cell plugs in without the registry.
+  """
   if isinstance(hidden_sizes, int):
     hidden_sizes = (hidden_sizes,)
   if len(hidden_sizes) == 0:
@@ -344,7 +466,11 @@ def make_stack(cell: str, input_size: int, hidden_sizes: int | Sequence[int],
   d = input_size
   for i, h in enumerate(hidden_sizes):
     check_positive_int(f"hidden_sizes[{i}]", h)
-    layer = Layer(make_cell(cell, d, h, **cell_kwargs), bidirectional, merge)
+    if isinstance(cell, Cell):
+      c = dataclasses.replace(cell, input_size=d, hidden_size=h, **cell_kwargs)
+    else:
+      c = make_cell(cell, d, h, **cell_kwargs)
+    layer = Layer(c, bidirectional, merge)
     layers.append(layer)
     d = layer.output_size
-  return Stack(tuple(layers), dropout, residual)
+  return Stack(tuple(layers), dropout, residual, highway)

@@ -66,6 +66,10 @@ class _Recurrent(nn.Module):
   merge: str = "concat"
   dropout: float = 0.0
   residual: bool = False
+  highway: bool = False
+  unroll: int = 1
+  impl: str = "auto"
+  remat: int = 0
   cell_kwargs: dict[str, Any] | None = None
   vocab_size: int | None = None   # token-id inputs when set; float features otherwise
   embed_size: int = 64
@@ -73,11 +77,13 @@ class _Recurrent(nn.Module):
   def stack(self, input_size: int) -> Stack:
     """The pure stack this module's RNN runs (no Flax scope needed)."""
     return make_stack(self.cell, input_size, tuple(self.hidden_sizes), self.bidirectional,
-                      self.merge, self.dropout, self.residual, **(self.cell_kwargs or {}))
+                      self.merge, self.dropout, self.residual, self.highway,
+                      **(self.cell_kwargs or {}))
 
   def rnn(self) -> RNN:
     return RNN(self.cell, tuple(self.hidden_sizes), self.bidirectional, self.merge, self.dropout,
-               self.residual, cell_kwargs=self.cell_kwargs, name="rnn")
+               self.residual, self.highway, self.unroll, self.impl, self.remat,
+               cell_kwargs=self.cell_kwargs, name="rnn")
 
   def embed_inputs(self, inputs):
     if self.vocab_size is None:
@@ -134,8 +140,7 @@ class LanguageModel(_Recurrent):
     return nn.Dense(self.vocab_size, name="head")(ys_BTH), carries
 
   def initial_carries(self, batch_size: int) -> list:
-    stack = self.stack(self.embed_size)
-    return [layer.cell.initial_carry((batch_size,)) for layer in stack.layers]
+    return self.stack(self.embed_size).initial_carries((batch_size,))
 
   def step(self, tokens_B, carries):
     """One step of the stack, token ids [B] -> (logits [B, V], new carries). Call via apply(method=...)."""
@@ -143,14 +148,24 @@ class LanguageModel(_Recurrent):
     return logits_B1V[:, 0], carries
 
 
-RNN_FIELDS = ("cell", "hidden_sizes", "bidirectional", "merge", "dropout", "residual")
+RNN_FIELDS = ("cell", "hidden_sizes", "bidirectional", "merge", "dropout", "residual", "highway",
+              "unroll", "impl", "remat")
+PARAM_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16,
+                "float64": jnp.float64}
 
 
 def rnn_kwargs(model_config) -> dict:
   """The recurrent-stack fields of a ``config.model`` section (configs/base.py), as keyword arguments.
 
   Usage: ``SequenceClassifier(**rnn_kwargs(config.model), num_outputs=2, pooling="max")``.
+  ``model.param_dtype`` (a name in ``PARAM_DTYPES``) becomes the cells' weight dtype;
+  their carries stay float32.
   """
-  kwargs = {f: model_config[f] for f in RNN_FIELDS}
+  kwargs = {f: model_config[f] for f in RNN_FIELDS if f in model_config}
   kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+  dtype = model_config.get("param_dtype", "float32")
+  if dtype not in PARAM_DTYPES:
+    raise ValueError(f"model.param_dtype: must be one of {sorted(PARAM_DTYPES)}, got {dtype!r}")
+  if dtype != "float32":
+    kwargs["cell_kwargs"] = {"param_dtype": PARAM_DTYPES[dtype]}
   return kwargs

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 
+from recurrent.cells import Cell
 from recurrent.layers import Stack, make_stack
 
 
@@ -25,25 +26,29 @@ class RNN(nn.Module):
   """A stack of recurrent layers as a Flax module.
 
   Attributes:
-    cell: a name from ``recurrent.cells.CELLS`` ("rnn", "rnn_relu", "lstm", "gru", ...).
+    cell: a name from ``recurrent.cells.CELLS`` ("rnn", "rnn_relu", "lstm", "gru", ...) or a
+      cell object (any ``recurrent.cells.Cell``; its sizes are replaced per layer), so a
+      user's own cell plugs in without the registry.
     hidden_sizes: one hidden size per layer.
     bidirectional: run each layer in both directions with separate weights.
     merge: how directions join, "concat" or "sum".
     dropout: dropout rate between layers (active when deterministic=False).
     residual: add each layer's input to its output where sizes match.
+    highway: a learned gate between each layer's input and output where sizes match
+      (``recurrent.layers.Stack``); the parameters are then {"layers": ..., "highway": ...}.
     unroll: steps per scan iteration.
-    impl: "auto" (fused backward pass where a cell has one), "scan" (the reference; needed for
-      forward-mode or second derivatives), "fused" or "associative" (see ``recurrent.layers.unroll``).
+    impl: "auto", "hoisted", "scan" or "associative" (see ``recurrent.layers.unroll``).
     remat: > 0 checkpoints chunks of this many steps (memory for time on long sequences).
     cell_kwargs: extra keyword arguments of the cell (forget_bias, peephole, ...).
   """
 
-  cell: str = "lstm"
+  cell: str | Cell = "lstm"
   hidden_sizes: Sequence[int] = (128,)
   bidirectional: bool = False
   merge: str = "concat"
   dropout: float = 0.0
   residual: bool = False
+  highway: bool = False
   unroll: int = 1
   impl: str = "auto"
   remat: int = 0
@@ -51,7 +56,8 @@ class RNN(nn.Module):
 
   def stack(self, input_size: int) -> Stack:
     return make_stack(self.cell, input_size, tuple(self.hidden_sizes), self.bidirectional,
-                      self.merge, self.dropout, self.residual, **(self.cell_kwargs or {}))
+                      self.merge, self.dropout, self.residual, self.highway,
+                      **(self.cell_kwargs or {}))
 
   @nn.compact
   def __call__(self, xs, lengths=None, initial_carries=None, deterministic: bool = True):

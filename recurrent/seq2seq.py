@@ -145,17 +145,18 @@ class Seq2Seq:
     return self.bridge
 
   @property
-  def decoder_cells(self) -> tuple:
+  def decoder(self) -> Stack:
+    """The decoder's layers, stepped one token at a time (``Stack.step``)."""
     d = self.embed_size
     if self.attention in ("none", "bahdanau"):
       d += self.enc_size
     if self.input_feeding:
       d += self.output_size
-    cells = []
-    for h in self.decoder_sizes:
-      cells.append(make_cell(self.cell, d, h))
-      d = h
-    return tuple(cells)
+    return make_stack(self.cell, d, tuple(self.decoder_sizes))
+
+  @property
+  def decoder_cells(self) -> tuple:
+    return tuple(layer.cell for layer in self.decoder.layers)
 
   @property
   def attention_module(self) -> Attention | None:
@@ -171,7 +172,7 @@ class Seq2Seq:
         "src_embed": jax.random.normal(ks[0], (self.src_vocab, self.embed_size)) * 0.1,
         "tgt_embed": jax.random.normal(ks[1], (self.tgt_vocab, self.embed_size)) * 0.1,
         "encoder": self.encoder.init(ks[2]),
-        "decoder": [c.init(k) for c, k in zip(cells, jax.random.split(ks[3], len(cells)))],
+        "decoder": self.decoder.init(ks[3]),
         "combine": _dense_init(ks[4], self.enc_size + self.decoder_sizes[-1], self.output_size),
         "out": {"W": lecun(ks[5], (self.output_size, self.tgt_vocab)),
                 "b": jnp.zeros((self.tgt_vocab,))},
@@ -254,10 +255,7 @@ class Seq2Seq:
     if self.input_feeding:
       parts.append(carry.feed_BA)
     x = jnp.concatenate(parts, -1)
-    layers = []
-    for cell, p, c in zip(self.decoder_cells, params["decoder"], carry.layers):
-      c, x = cell.step(p, c, cell.project_inputs(p, x))
-      layers.append(c)
+    layers, x = self.decoder.step(params["decoder"], carry.layers, x)
     if self.attention in ("luong_dot", "luong_general"):
       context, weights = att(params["attention"], x, memory.keys_BSE, memory.projected_BSX,
                              memory.mask_BS)

@@ -189,3 +189,85 @@ def test_bad_stack_arguments():
     make_stack("gru", D, (H, 0))
   with pytest.raises(ValueError, match=r"cell: unknown cell 'transformer'"):
     make_stack("transformer", D, H)
+
+
+@pytest.mark.parametrize("impl", ["scan", "hoisted"])
+@pytest.mark.parametrize("garbage", [np.nan, np.inf])
+def test_nonfinite_padding_reaches_neither_values_nor_gradients(impl, garbage):
+  """Lengths [10, 4, 7] with NaN (or Inf) at a padded position: outputs and gradients stay finite and equal."""
+  cell = make_cell("lstm", D, H)
+  params = cell.init(jax.random.key(0))
+  lengths = jnp.array([10, 4, 7])
+  xs = jax.random.normal(jax.random.key(1), (3, 10, D))
+  dirty = xs.at[1, 8].set(garbage).at[2, 9].set(-garbage)
+
+  def loss(p, x, reverse):
+    carry, ys = unroll(cell, p, x, lengths, reverse=reverse, impl=impl)
+    return jnp.sum(ys ** 2) + jnp.sum(carry.c)
+
+  for reverse in (False, True):
+    clean = jax.value_and_grad(loss, argnums=(0, 1))(params, xs, reverse)
+    got = jax.value_and_grad(loss, argnums=(0, 1))(params, dirty, reverse)
+    assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(got))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 clean[0], got[0])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 clean[1][0], got[1][0])
+
+
+def test_traced_lengths_out_of_range_are_clipped():
+  """Under jit lengths cannot be checked: above T acts as T, below 0 as 0 (documented in unroll)."""
+  cell, params, xs = setup("gru")
+  f = jax.jit(lambda lengths, reverse: unroll(cell, params, xs, lengths, reverse=reverse),
+              static_argnums=1)
+  for reverse in (False, True):
+    c_bad, y_bad = f(jnp.array([T + 5, -3, 2, T]), reverse)
+    c_ok, y_ok = f(jnp.array([T, 0, 2, T]), reverse)
+    assert bool(jnp.all(jnp.isfinite(y_bad)))
+    np.testing.assert_array_equal(y_bad, y_ok)
+    np.testing.assert_array_equal(c_bad, c_ok)
+
+
+@pytest.mark.parametrize("connection", ["plain", "residual", "highway"])
+def test_stack_step_equals_apply_step_by_step(connection):
+  """T calls of Stack.step give Stack.apply's outputs and carries: one definition of the layer rules."""
+  stack = make_stack("lstm", D, (H, H, H), residual=connection == "residual",
+                     highway=connection == "highway")
+  params = stack.init(jax.random.key(0))
+  xs = jax.random.normal(jax.random.key(1), (B, T, D))
+  carries0 = [jax.tree.map(lambda z: z + 0.5, c) for c in stack.initial_carries((B,))]
+  finals, ys = stack.apply(params, xs, initial_carries=carries0)
+  carries, steps = carries0, []
+  for t in range(T):
+    carries, y = stack.step(params, carries, xs[:, t])
+    steps.append(y)
+  np.testing.assert_allclose(jnp.stack(steps, 1), ys, rtol=1e-5, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), carries, finals)
+
+
+def test_highway_connection_against_numpy():
+  """y = T * H(x) + (1 - T) * x, T = sigma(x W_T + b_T), on the layers whose sizes match; b_T starts at -2."""
+  stack = make_stack("gru", D, (H, H), highway=True)
+  params = stack.init(jax.random.key(0))
+  assert params["highway"][0] is None                            # D != H: no gate on layer 0
+  np.testing.assert_array_equal(params["highway"][1]["b_T"], -2.0)
+  params["highway"][1]["b_T"] = params["highway"][1]["b_T"] + 1.7  # non-trivial gate
+  xs = jax.random.normal(jax.random.key(1), (B, T, D))
+  _, ys = stack.apply(params, xs, LENGTHS)
+  layers = params["layers"]
+  _, h1 = stack.layers[0].apply(layers[0], xs, LENGTHS)
+  _, f2 = stack.layers[1].apply(layers[1], h1, LENGTHS)
+  h1, f2 = np.asarray(h1, np.float64), np.asarray(f2, np.float64)
+  W, b = np.asarray(params["highway"][1]["W_T"], np.float64), np.asarray(params["highway"][1]["b_T"], np.float64)
+  gate = 1.0 / (1.0 + np.exp(-(h1 @ W + b)))
+  want = gate * f2 + (1.0 - gate) * h1
+  want = np.where((np.arange(T)[None, :] < LENGTHS[:, None])[..., None], want, 0.0)
+  np.testing.assert_allclose(ys, want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="residual, highway"):
+    make_stack("gru", D, (H, H), residual=True, highway=True)
+
+
+def test_a_bidirectional_stack_cannot_step():
+  stack = make_stack("gru", D, (H,), bidirectional=True)
+  with pytest.raises(ValueError, match="bidirectional layer"):
+    stack.initial_carries((B,))

@@ -1,4 +1,4 @@
-"""minGRU / minLSTM: the associative scan and the fused sequential scan (both custom VJPs)
+"""minGRU / minLSTM: the associative scan (a custom VJP) and the sequential engine (impl="hoisted")
 against autodiff of the step-by-step scan, finite differences and a NumPy reference.
 
 The NumPy reference is written from Feng et al. 2024 (arXiv:2410.01201), log-space
@@ -58,13 +58,13 @@ def test_associative_and_sequential_equal_numpy_reference(name):
   want_h, want_y = REFS[name](np.asarray(params["W_x"], np.float64),
                               np.asarray(params["b"], np.float64), np.asarray(xs, np.float64),
                               np.asarray(h0, np.float64))
-  for impl in ("associative", "fused", "scan"):
+  for impl in ("associative", "hoisted", "scan"):
     h, y = unroll(cell, params, xs, initial_carry=h0, impl=impl)
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h, want_h, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["associative", "fused"])
+@pytest.mark.parametrize("impl", ["associative", "hoisted"])
 @pytest.mark.parametrize("name", list(REFS))
 def test_custom_vjp_gradients_equal_autodiff_of_the_sequential_scan(name, impl):
   cell = make_cell(name, D, H)
@@ -111,33 +111,35 @@ def test_registered_cells_build_stacks_and_the_flax_module():
   np.testing.assert_allclose(y_flax, y_pure, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["associative", "fused"])
+@pytest.mark.parametrize("impl", ["associative", "hoisted"])
 def test_linear_recurrence_gradients_match_finite_differences_in_float64(impl):
-  """Both custom VJPs (parallel and sequential), initial state and padding included, vs central differences."""
+  """The parallel custom VJP and the sequential engine, initial state and padding included, vs central differences."""
   from jax.test_util import check_grads
 
-  from recurrent import fused
   from recurrent.cells.minimal import linear_scan_log
 
-  def sequential(log_a, log_b, mask, h0):
-    a, b = jnp.where(mask[..., None], jnp.exp(log_a), 1.0), jnp.where(mask[..., None], jnp.exp(log_b), 0.0)
-    hs = fused._linear(1, a, b, h0)
-    return hs[-1], jnp.where(mask[..., None], hs, 0.0)
-
-  scan_fn = linear_scan_log if impl == "associative" else sequential
   with jax.enable_x64(True):
     r = np.random.default_rng(0)
-    log_a = jnp.asarray(-np.abs(r.normal(size=(T, B, H))))      # 0 < a <= 1
-    log_b = jnp.asarray(r.normal(size=(T, B, H)))
     h0 = jnp.asarray(r.normal(size=(B, H)))
-    mask = jnp.asarray(np.arange(T)[:, None] < LENGTHS[None, :])
     w = jnp.asarray(r.normal(size=(T, B, H)))
-    f = lambda la, lb, h: (lambda hT, ys: jnp.sum(ys * w) + jnp.sum(jnp.sin(hT)))(
-        *scan_fn(la, lb, mask, h))
-    check_grads(f, (log_a, log_b, h0), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
+    mask = jnp.asarray(np.arange(T)[:, None] < LENGTHS[None, :])
+    if impl == "associative":
+      log_a = jnp.asarray(-np.abs(r.normal(size=(T, B, H))))      # 0 < a <= 1
+      log_b = jnp.asarray(r.normal(size=(T, B, H)))
+      f = lambda la, lb, h: (lambda hT, ys: jnp.sum(ys * w) + jnp.sum(jnp.sin(hT)))(
+          *linear_scan_log(la, lb, mask, h))
+      check_grads(f, (log_a, log_b, h0), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
+    else:
+      cell = make_cell("min_lstm", D, H, param_dtype=jnp.float64)
+      params = cell.init(jax.random.key(0))
+      xs = jnp.asarray(r.normal(size=(B, T, D)))
+      f = lambda p, x, h: (lambda hT, ys: jnp.sum(ys * jnp.swapaxes(w, 0, 1)) + jnp.sum(jnp.sin(hT)))(
+          *unroll(cell, p, x, LENGTHS, initial_carry=h, impl="hoisted"))
+      check_grads(f, (params, xs, h0), order=1, modes=("rev", "fwd"), eps=1e-6, atol=1e-6,
+                  rtol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["associative", "fused"])
+@pytest.mark.parametrize("impl", ["associative", "hoisted"])
 @pytest.mark.parametrize("name", list(REFS))
 def test_gradient_of_the_initial_state_equals_autodiff_of_the_sequential_scan(name, impl):
   cell = make_cell(name, D, H)

@@ -120,3 +120,13 @@ def test_apply_variants_without_base_smoke():
   assert config.steps == 2 and config.cells == ("rnn", "gru")
   with pytest.raises(ValueError, match="both flags and choices"):
     base.apply_variants(config, "", flags=flags, choices={"two": base.Choice(("a",), print)})
+
+
+def test_a_restart_that_would_stretch_the_schedule_fails_saying_how_to_keep_it():
+  from recurrent.training.loop import check_schedule_kept
+  old = {"num_steps": 100, "optim": {"schedule": "cosine", "decay_steps": 0}}
+  with pytest.raises(ValueError, match=r"num_steps: 100 -> 200 .*--config.optim.decay_steps=100"):
+    check_schedule_kept(old, {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 0}})
+  check_schedule_kept(old, {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 100}})
+  const = {"num_steps": 100, "optim": {"schedule": "constant", "decay_steps": 0}}
+  check_schedule_kept(const, {**const, "num_steps": 300})

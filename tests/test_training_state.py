@@ -116,3 +116,33 @@ def test_rng_is_fold_in_of_step():
 def test_warmup_longer_than_the_run_fails_naming_the_field():
   with pytest.raises(ValueError, match=r"optim.warmup_steps.*num_steps=60, got 100"):
     make_optimizer(optim(schedule="warmup_cosine", warmup_steps=100), 60)
+
+
+def test_adam_with_weight_decay_is_l2_and_adamw_is_decoupled():
+  """"adamw" equals optax.adamw; "adam" with weight_decay equals Adam on g + wd * p (and differs)."""
+  import optax
+  params = {"w": jnp.array([1.0, -2.0, 3.0])}
+  grads = [{"w": jnp.array([0.5, 0.1, -0.3])}, {"w": jnp.array([-0.2, 0.4, 0.1])}]
+
+  def run(tx):
+    p, s = params, tx.init(params)
+    for g in grads:
+      u, s = tx.update(g, s, p)
+      p = optax.apply_updates(p, u)
+    return p["w"]
+
+  wd, lr = 0.1, 0.01
+  ours_w = run(make_optimizer(optim(name="adamw", learning_rate=lr, weight_decay=wd), 10))
+  np.testing.assert_allclose(ours_w, run(optax.adamw(lr, weight_decay=wd)), rtol=1e-6)
+  ours_l2 = run(make_optimizer(optim(name="adam", learning_rate=lr, weight_decay=wd), 10))
+  l2 = optax.chain(optax.add_decayed_weights(wd), optax.adam(lr))
+  np.testing.assert_allclose(ours_l2, run(l2), rtol=1e-6)
+  assert np.abs(np.asarray(ours_l2 - ours_w)).max() > 1e-4
+
+
+def test_decay_steps_sets_the_schedule_length():
+  tx = make_optimizer(optim(name="sgd", learning_rate=1.0, schedule="cosine", decay_steps=4), 100)
+  from recurrent.training.optim import make_schedule
+  sched = make_schedule(optim(schedule="cosine", learning_rate=1.0, decay_steps=4), 100)
+  np.testing.assert_allclose([sched(s) for s in (0, 2, 4, 50)], [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+  assert tx is not None

@@ -9,7 +9,7 @@ on the same x_BTD and target_BTH. ``build(impl, cell, B, T, D, H)`` returns a
 
 Implementations:
   ours            recurrent.layers.unroll as it runs by default (impl="auto": the
-                  fused backward pass for LSTM/GRU/Elman, the associative scan
+                  engine (recurrent.engine) for every cell, the associative scan
                   for minGRU/minLSTM)
   ours_scan       unroll(impl="scan"): cell.step under lax.scan, differentiated
                   by JAX (the reference path, and the "before" of every change)

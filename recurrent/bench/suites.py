@@ -63,7 +63,7 @@ def long(config, log: Log) -> list[dict]:
 
 
 def parallel(config, log: Log) -> list[dict]:
-  """minGRU/minLSTM against the sequential GRU: ours (auto: fused on a CPU, associative on
+  """minGRU/minLSTM against the sequential GRU: ours (auto: the engine on a CPU, associative on
   accelerators), _assoc (the log-space associative scan), _seq (autodiff of the step scan)."""
   rows = []
   c = config.parallel

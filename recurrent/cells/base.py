@@ -13,6 +13,17 @@ Its parameters are an explicit pytree (a dict of arrays) returned by
     xp_BTG = cell.project_inputs(params, x_BTD)   # input side, all steps at once
     carry, y_BH = cell.step(params, carry, xp_BG) # only what depends on h_{t-1}
 
+A cell writes its step in two parts, split at its one recurrent matmul:
+
+    u_BG = cell.hidden(carry) @ cell.recurrent_kernel(params)
+    carry, y_BH = cell.post(params, carry, xp_BG, u_BG)
+
+``step`` is that composition. ``recurrent.engine`` runs the same two parts
+with the recurrent weight's gradient taken out of the backward loop, so a new
+cell written this way gets the fast path (and forward-mode autodiff) for free.
+A cell without a recurrent matmul (a linear recurrence whose gates read only
+x_t) returns None from ``recurrent_kernel`` and gets u = None.
+
 Weights are laid out (in, out), so a projection is ``x @ W``; fused gate
 matrices are the gates' blocks concatenated along the output axis in the
 order each cell's docstring gives.
@@ -58,8 +69,10 @@ def init_gate_blocks(init: Initializer, key: Array, rows: int, hidden_size: int,
   H x 4H matrix with orthonormal rows.
   """
   keys = jax.random.split(key, num_gates)
-  blocks = [init(k, (rows, hidden_size), dtype) for k in keys]
-  return jnp.concatenate(blocks, axis=-1)
+  # drawn in (at least) float32 and then cast: the orthogonal initialiser's QR has no bf16 kernel
+  draw = jnp.promote_types(dtype, jnp.float32)
+  blocks = [init(k, (rows, hidden_size), draw) for k in keys]
+  return jnp.concatenate(blocks, axis=-1).astype(dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +146,19 @@ class Cell:
   def init(self, key: Array) -> dict:
     raise NotImplementedError
 
-  def step(self, params: dict, carry, xp: Array):
+  def recurrent_kernel(self, params: dict) -> Array | None:
+    """W of u_t = hidden(c_{t-1}) @ W, the step's one O(H^2) operation (None: the cell has none)."""
+    return params["W_h"]
+
+  def post(self, params: dict, carry, xp: Array, u: Array | None):
+    """Everything of a step but the recurrent matmul: (carry, y) from c_{t-1}, xp_t and u_t."""
     raise NotImplementedError
+
+  def step(self, params: dict, carry, xp: Array):
+    """One step from projected inputs xp_t: ``post(params, carry, xp, hidden(carry) @ W)``."""
+    W = self.recurrent_kernel(params)
+    u = None if W is None else self.hidden(carry) @ W
+    return self.post(params, carry, xp, u)
 
   def __call__(self, params: dict, carry, x: Array):
     """One step from the raw input: step(params, carry, project_inputs(params, x))."""

@@ -38,8 +38,8 @@ class Elman(Cell):
     w_x, w_h, b = self.init_kernels(key)
     return {"W_x": w_x, "W_h": w_h, "b": b}
 
-  def step(self, params: dict, carry: Array, xp: Array) -> tuple[Array, Array]:
-    """h_t = g(xp_t + h_{t-1} W_h), where xp_t = x_t W_x + b."""
-    pre = xp + carry @ params["W_h"]
-    h = ACTIVATIONS[self.activation](pre.astype(self.carry_dtype))
+  def post(self, params: dict, carry: Array, xp: Array, u: Array) -> tuple[Array, Array]:
+    """h_t = g(xp_t + u_t), where xp_t = x_t W_x + b and u_t = h_{t-1} W_h."""
+    del params, carry
+    h = ACTIVATIONS[self.activation]((xp + u).astype(self.carry_dtype))
     return h, h

@@ -48,25 +48,24 @@ class GRU(Cell):
     b_hn = self.bias_init(k_b, (self.hidden_size,), self.param_dtype)
     return {"W_x": w_x, "W_h": w_h, "b": b, "b_hn": b_hn}
 
-  def step(self, params: dict, carry: Array, xp: Array) -> tuple[Array, Array]:
-    """One GRU step from xp_t = x_t W_x + b (see the module docstring)."""
+  def recurrent_kernel(self, params: dict) -> Array:
+    """All of W_h for reset_after; only [W_hr, W_hz] before the reset (W_hn multiplies r * h)."""
+    return params["W_h"] if self.reset_after else params["W_h"][:, :2 * self.hidden_size]
+
+  def post(self, params: dict, carry: Array, xp: Array, u: Array) -> tuple[Array, Array]:
+    """One GRU step from xp_t = x_t W_x + b and u_t = h_{t-1} W_h (module docstring)."""
     H = self.hidden_size
     h_prev = carry
     xp = xp.astype(self.carry_dtype)
     x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-    w_h = params["W_h"]
     b_hn = expand_like(params["b_hn"], h_prev)
+    u = u.astype(self.carry_dtype)
+    h_r, h_z = u[..., :H], u[..., H:2 * H]
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
     if self.reset_after:
-      hp = h_prev @ w_h
-      h_r, h_z, h_n = jnp.split(hp.astype(self.carry_dtype), 3, axis=-1)
-      r = jax.nn.sigmoid(x_r + h_r)
-      z = jax.nn.sigmoid(x_z + h_z)
-      n = jnp.tanh(x_n + r * (h_n + b_hn))
+      n = jnp.tanh(x_n + r * (u[..., 2 * H:] + b_hn))
     else:
-      hp = h_prev @ w_h[:, :2 * H]
-      h_r, h_z = jnp.split(hp.astype(self.carry_dtype), 2, axis=-1)
-      r = jax.nn.sigmoid(x_r + h_r)
-      z = jax.nn.sigmoid(x_z + h_z)
-      n = jnp.tanh(x_n + ((r * h_prev) @ w_h[:, 2 * H:] + b_hn).astype(self.carry_dtype))
+      n = jnp.tanh(x_n + ((r * h_prev) @ params["W_h"][:, 2 * H:] + b_hn).astype(self.carry_dtype))
     h = z * h_prev + (1.0 - z) * n
     return h, h

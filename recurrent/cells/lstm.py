@@ -66,10 +66,10 @@ class LSTM(Cell):
   def hidden(self, carry: LSTMCarry) -> Array:
     return carry.h
 
-  def step(self, params: dict, carry: LSTMCarry, xp: Array) -> tuple[LSTMCarry, Array]:
-    """One LSTM step from xp_t = x_t W_x + b (see the module docstring)."""
-    h_prev, c_prev = carry
-    gates = (xp + h_prev @ params["W_h"]).astype(self.carry_dtype)
+  def post(self, params: dict, carry: LSTMCarry, xp: Array, u: Array) -> tuple[LSTMCarry, Array]:
+    """One LSTM step from xp_t = x_t W_x + b and u_t = h_{t-1} W_h (see the module docstring)."""
+    c_prev = carry.c
+    gates = (xp + u).astype(self.carry_dtype)
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     if self.peephole:
       i = i + expand_like(params["p_i"], c_prev) * c_prev

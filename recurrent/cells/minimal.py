@@ -136,9 +136,13 @@ class _Minimal(Cell):
     """(log a, log b), computed without forming a or b."""
     raise NotImplementedError
 
-  def step(self, params: dict, carry: Array, xp: Array) -> tuple[Array, Array]:
+  def recurrent_kernel(self, params: dict) -> None:
+    """None: the gates read only x_t, so the step has no recurrent matmul."""
+    return None
+
+  def post(self, params: dict, carry: Array, xp: Array, u: None) -> tuple[Array, Array]:
     """The sequential form: h_t = a_t * h_{t-1} + b_t."""
-    del params  # the gates read only x_t, already projected into xp
+    del params, u  # the gates read only x_t, already projected into xp
     a, b = self.coefficients(xp.astype(self.carry_dtype))
     h = a * carry + b
     return h, h

@@ -35,7 +35,7 @@ from recurrent.training import parallel
 from recurrent.training import state as state_lib
 from recurrent.training.optim import check_optim, make_optimizer
 
-RESUMABLE_FIELDS = ("num_steps",)  # the fields a restart may change
+RESUMABLE_FIELDS = ("num_steps", "optim.decay_steps")  # the fields a restart may change
 
 
 def check_config(config) -> None:
@@ -72,11 +72,31 @@ def config_diff(old: dict, new: dict) -> list[str]:
   return sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
 
 
+def check_schedule_kept(old: dict, new: dict) -> None:
+  """A restart may change num_steps only where that leaves the learning rate of planned steps alone.
+
+  A decaying schedule whose length is num_steps (``optim.decay_steps == 0``)
+  would be stretched: steps already planned, or already taken, would get
+  another learning rate. Such a restart fails saying how to keep the schedule.
+  """
+  if old.get("num_steps") == new.get("num_steps"):
+    return
+  optim = new.get("optim", {})
+  if optim.get("schedule", "constant") != "constant" and not optim.get("decay_steps", 0):
+    raise ValueError(
+        f"num_steps: {old.get('num_steps')} -> {new.get('num_steps')} would stretch the "
+        f"{optim['schedule']!r} learning-rate schedule, which decays over num_steps, and change "
+        f"the learning rate of the steps already planned. To train on with the original "
+        f"schedule, add --config.optim.decay_steps={old.get('num_steps')} (the schedule's length; "
+        f"past it the rate stays at its final value); or start a new --workdir.")
+
+
 def write_or_check_config(config, workdir: Path) -> None:
   """Writes workdir/config.json, or checks that a restart uses the same config."""
   path = workdir / "config.json"
   new = config_to_dict(config)
   if path.exists():
+    check_schedule_kept(json.loads(path.read_text()), new)
     differ = [k for k in config_diff(json.loads(path.read_text()), new) if k not in RESUMABLE_FIELDS]
     if differ:
       old = _flatten(json.loads(path.read_text()))

@@ -5,14 +5,19 @@
         learning_rate=1e-3,
         schedule="constant",    # constant | cosine | warmup_cosine
         warmup_steps=0,
+        decay_steps=0,          # the schedule's length; 0 = num_steps
         momentum=0.0,           # sgd only
-        weight_decay=0.0,       # decoupled (AdamW-style) for every optimiser when > 0
+        weight_decay=0.0,       # adamw: decoupled (Loshchilov & Hutter 2019); others: L2 on the gradient
         clip_norm=0.0,          # clip by global norm when > 0 (Pascanu et al. 2013)
         clip_value=0.0,         # clip each gradient entry to [-v, v] when > 0
     ))
 
-The chain is: clip by value, clip by global norm, the optimiser, decoupled
-weight decay, learning rate (negative, with its schedule).
+The chain is: clip by value, clip by global norm, then for "adamw" the Adam
+scaling followed by decoupled weight decay (g + wd * p after the moments), and
+for every other optimiser the L2 penalty added to the gradient first (wd * p
+joins the moments: PyTorch's ``weight_decay``); last the learning rate
+(negative, with its schedule). "adam" with weight_decay > 0 is therefore Adam
+with L2, and differs from "adamw" (tested against ``optax.adamw``).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
 def make_schedule(optim, total_steps: int) -> optax.Schedule:
-  """The learning-rate schedule named by ``optim.schedule``."""
+  """The learning-rate schedule named by ``optim.schedule``, over ``optim.decay_steps`` or ``total_steps``."""
   lr = optim.learning_rate
+  total_steps = optim.get("decay_steps", 0) or total_steps
   if optim.schedule == "constant":
     return optax.constant_schedule(lr)
   if optim.schedule == "cosine":
@@ -46,7 +52,10 @@ def check_optim(optim) -> None:
     raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
   if not optim.learning_rate > 0:
     raise ValueError(f"optim.learning_rate: must be > 0, got {optim.learning_rate!r}")
-  for field in ("weight_decay", "clip_norm", "clip_value", "warmup_steps", "momentum"):
+  for field in ("weight_decay", "clip_norm", "clip_value", "warmup_steps", "momentum",
+                "decay_steps"):
+    if field not in optim:
+      continue
     if optim[field] < 0:
       raise ValueError(f"optim.{field}: must be >= 0, got {optim[field]!r}")
 
@@ -59,6 +68,9 @@ def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     parts.append(optax.clip(optim.clip_value))
   if optim.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(optim.clip_norm))
+  decoupled = optim.name == "adamw"
+  if optim.weight_decay > 0 and not decoupled:
+    parts.append(optax.add_decayed_weights(optim.weight_decay))   # L2: before the moments
   parts.append({
       "adam": optax.scale_by_adam,
       "adamw": optax.scale_by_adam,
@@ -66,7 +78,7 @@ def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
       "adagrad": optax.scale_by_rss,
       "sgd": lambda: optax.trace(decay=optim.momentum) if optim.momentum else optax.identity(),
   }[optim.name]())
-  if optim.weight_decay > 0:
-    parts.append(optax.add_decayed_weights(optim.weight_decay))
+  if optim.weight_decay > 0 and decoupled:
+    parts.append(optax.add_decayed_weights(optim.weight_decay))   # decoupled: after them
   parts.append(optax.scale_by_learning_rate(make_schedule(optim, total_steps)))
   return optax.chain(*parts)

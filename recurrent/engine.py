@@ -1,0 +1,167 @@
+"""One recurrence for every cell, with the recurrent weight's gradient taken out of the backward loop.
+
+Shape legend: B batch, T time, H hidden size, G width of the recurrent matmul.
+
+A cell states its step in two parts, split at the one O(H^2) operation:
+
+    u_t = hidden(c_{t-1}) @ W                         W = cell.recurrent_kernel(params)
+    c_t, y_t = cell.post(params, c_{t-1}, xp_t, u_t)  gates, nonlinearities, everything else
+
+(``Cell.step`` is exactly this composition, so the plain scan and this engine
+run the same equations: there is no second copy of any cell.)
+
+Autodiff of ``lax.scan`` differentiates u_t = h_{t-1} W inside the backward
+loop: dW += h_{t-1}^T du_t, T small [H, B] x [B, G] matmuls, each reading and
+writing the whole [H, G] accumulator. Here the recurrence is a ``custom_jvp``
+whose tangent rule feeds W's tangent in from outside the loop,
+
+    dU_TBG = H_prev_TBH @ dW                       (one matmul, before the loop)
+    dc_t, dy_t = jvp(post)(dc_{t-1}, dxp_t, du_t = hidden(dc_{t-1}) @ W + dU_t)
+
+so that reverse mode, which JAX gets by linearising and transposing this rule,
+ends with
+
+    dW = sum_t h_{t-1}^T du_t                      (one [H, T*B] x [T*B, G] matmul)
+
+(the cuDNN/PyTorch recipe) and its backward loop holds only du_t @ W^T and the
+elementwise work. Because it is a JVP rule, forward-mode autodiff (``jax.jvp``,
+``jax.jacfwd``) and higher derivatives work through it; the rule is plain JAX.
+
+Which parameters ``post`` reads is found by tracing it once (``_post_param_keys``):
+only those enter the loop, so a cell whose ``post`` reads no parameter (an LSTM
+without peepholes) carries no parameter cotangent through the backward loop.
+
+Masking: ``mask_TB`` (True at valid steps); a padded step leaves the carry as
+it was and outputs zero.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from recurrent.cells.base import Array, Cell
+
+
+def masked_post(cell: Cell, params: dict, carry, xp_BG: Array, u_BG, m_B):
+  """``cell.post`` with a padded step (m_B False) keeping the carry and outputting zero."""
+  new, y_BH = cell.post(params, carry, xp_BG, u_BG)
+  if m_B is None:
+    return new, y_BH
+  m_B1 = m_B[:, None]
+  new = jax.tree.map(lambda n, o: jnp.where(m_B1, n, o), new, carry)
+  return new, jnp.where(m_B1, y_BH, jnp.zeros_like(y_BH))
+
+
+def _times_transposed(h_BH: Array, W_T: Array) -> Array:
+  """h @ W, given W^T [G, H]."""
+  return jax.lax.dot_general(h_BH, W_T, (((h_BH.ndim - 1,), (1,)), ((), ())))
+
+
+def _matmul(cell: Cell, W, carry):
+  return None if W is None else cell.hidden(carry) @ W
+
+
+def _forward(cell: Cell, unroll: int, W, params: dict, xp_TBG: Array, mask_TB, carry0,
+             save: bool):
+  """The recurrence; with ``save`` it also returns every c_{t-1} and u_t (the tangent rule's inputs)."""
+  def body(carry, inputs):
+    xp_BG, m_B = inputs
+    u_BG = _matmul(cell, W, carry)
+    new, y_BH = masked_post(cell, params, carry, xp_BG, u_BG, m_B)
+    return new, ((y_BH, carry, u_BG) if save else y_BH)
+
+  return jax.lax.scan(body, carry0, (xp_TBG, mask_TB), unroll=unroll)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _recurrence(cell, unroll, W, params, xp_TBG, mask_TB, carry0):
+  return _forward(cell, unroll, W, params, xp_TBG, mask_TB, carry0, save=False)
+
+
+def _hoist_residuals(linear_fn, example_args):
+  """(f, residuals): ``linear_fn`` with the values it closes over made arguments.
+
+  ``f(*args, residuals)`` == ``linear_fn(*args)``. The residuals (post's
+  saved activations, masks included) can then leave the scan that made them
+  and be sliced per step by another scan.
+  """
+  closed, out_shape = jax.make_jaxpr(linear_fn, return_shape=True)(*example_args)
+  out_tree = jax.tree.structure(out_shape)
+  jaxpr = closed.jaxpr
+
+  def f(*args_and_residuals):
+    *args, residuals = args_and_residuals
+    flat = jax.core.eval_jaxpr(jaxpr, list(residuals), *jax.tree.leaves(args))
+    return jax.tree.unflatten(out_tree, flat)
+
+  return f, tuple(closed.consts)
+
+
+def _mask_tangent(m_B, new, old):
+  if m_B is None:
+    return new
+  return jax.tree.map(lambda n, o: jnp.where(m_B[:, None], n, o), new, old)
+
+
+@_recurrence.defjvp
+def _recurrence_jvp(cell, unroll, primals, tangents):
+  W, params, xp_TBG, mask_TB, carry0 = primals
+  dW, dparams, dxp_TBG, _, dcarry0 = tangents
+  linear = []  # post's linearisation, the same function at every step (traced once)
+
+  def body(carry, inputs):
+    xp_BG, m_B = inputs
+    u_BG = _matmul(cell, W, carry)
+    (new, y_BH), post_lin = jax.linearize(functools.partial(cell.post), params, carry, xp_BG,
+                                          u_BG)
+    f, residuals = _hoist_residuals(post_lin, (dparams, carry, xp_BG, u_BG))
+    linear.append(f)
+    new = _mask_tangent(m_B, new, carry)
+    y_BH = y_BH if m_B is None else jnp.where(m_B[:, None], y_BH, 0.0)
+    return new, (y_BH, cell.hidden(carry), residuals)
+
+  carryT, (ys_TBH, H_prev, residuals_T) = jax.lax.scan(body, carry0, (xp_TBG, mask_TB),
+                                                       unroll=unroll)
+  post_lin = linear[0]
+  dU_TBG = None if W is None else H_prev @ dW   # the part of du_t from dW, for every step at once
+  # dh @ W written as a contraction with W^T: its transpose, in the backward loop, is then a
+  # plain du @ W^T with W^T laid out once here (measured faster on XLA:CPU than transposing W
+  # inside the loop).
+  W_T = None if W is None else W.T
+
+  def tangent_body(dcarry, inputs):
+    m_B, dxp_BG, dU_BG, residuals = inputs
+    du_BG = None if W is None else (
+        _times_transposed(cell.hidden(dcarry), W_T) + dU_BG)
+    dnew, dy_BH = post_lin(dparams, dcarry, dxp_BG, du_BG, residuals)
+    dnew = _mask_tangent(m_B, dnew, dcarry)
+    dy_BH = dy_BH if m_B is None else jnp.where(m_B[:, None], dy_BH, 0.0)
+    return dnew, dy_BH
+
+  dcarryT, dys_TBH = jax.lax.scan(tangent_body, dcarry0, (mask_TB, dxp_TBG, dU_TBG, residuals_T),
+                                  unroll=unroll)
+  return (carryT, ys_TBH), (dcarryT, dys_TBH)
+
+
+def _post_param_keys(cell: Cell, params: dict, carry, xp_BG: Array, u_BG) -> tuple[str, ...]:
+  """The names of the parameters ``cell.post`` reads, found by tracing it once (abstractly)."""
+  names = sorted(params)
+  def post(values, carry, xp, u):
+    return cell.post(dict(zip(names, values)), carry, xp, u)
+  closed = jax.make_jaxpr(post)([params[k] for k in names], carry, xp_BG, u_BG)
+  jaxpr = closed.jaxpr
+  used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
+  return tuple(k for k, v in zip(names, jaxpr.invars[:len(names)]) if id(v) in used)
+
+
+def recurrence(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, carry0,
+               unroll: int = 1):
+  """(final carry, ys_TBH) of ``cell`` over projected inputs xp_TBG (time-major)."""
+  W = cell.recurrent_kernel(params)
+  u_BG = None if W is None else jax.eval_shape(functools.partial(_matmul, cell), W, carry0)
+  keys = _post_param_keys(cell, params, carry0,
+                          jax.ShapeDtypeStruct(xp_TBG.shape[1:], xp_TBG.dtype), u_BG)
+  return _recurrence(cell, unroll, W, {k: params[k] for k in keys}, xp_TBG, mask_TB, carry0)
