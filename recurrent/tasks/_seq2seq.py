@@ -101,6 +101,8 @@ class Decoder:
   def _batched(self, fn, arrays: list[np.ndarray]):
     """Runs ``fn`` over fixed-size batches (the last one filled by repeating row 0), concatenated."""
     N, B = len(arrays[0]), self.batch_size
+    if N == 0:
+      raise ValueError("decoding: no rows to decode (an empty selection of sentences)")
     outs = []
     for i in range(0, N, B):
       chunk = [a[i:i + B] for a in arrays]
