@@ -211,3 +211,28 @@ def test_evaluate_writes_under_its_own_folder_and_leaves_the_run_alone(run):
   own = run / "evaluate" / "step_3"
   assert (own / "sine_predictions.png").stat().st_size > 0
   assert json.loads((own / "evaluate.json").read_text())["step"] == 3
+
+
+def test_a_damaged_config_json_is_named_and_replaced_only_without_checkpoints(run, tmp_path):
+  (run / "config.json").write_bytes(b'{"batch_size": 8, "mod\xff')
+  with pytest.raises(ValueError, match=r"config.json: damaged, not the JSON of a config"):
+    loop.train_and_evaluate(smoke(num_steps=8), run)
+  with pytest.raises(ValueError, match=r"config.json: damaged"):
+    loop.load_config(run)
+  fresh = tmp_path / "fresh"
+  fresh.mkdir()
+  (fresh / "config.json").write_text('{"batch_size": ')  # damaged by hand, no checkpoint yet
+  assert loop.train_and_evaluate(smoke(num_steps=3), fresh)["step"] == 3
+  assert loop.load_config(fresh).num_steps == 3
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_dropped_on_resume(run):
+  with (run / "metrics.jsonl").open("a") as f:
+    f.write('{"step": 7, "split": "tra')  # SIGKILL in the middle of a write
+  final = loop.train_and_evaluate(smoke(num_steps=8), run)
+  assert final["step"] == 8
+  steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["split"] == "train"]
+  assert steps == [2, 4, 6, 8]
+  (run / "metrics.jsonl").write_text('{"step": 1}\n{"st\n{"step": 2}\n')
+  with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON record"):
+    read_jsonl(run / "metrics.jsonl")

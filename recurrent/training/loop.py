@@ -46,8 +46,8 @@ def check_config(config) -> None:
     v = config[field]
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
       raise ValueError(f"{field}: must be an integer >= 1, got {v!r}")
-  for field in ("eval_batches", "num_devices"):
-    if not isinstance(config[field], int) or config[field] < 0:
+  for field in ("eval_batches", "num_devices", "seed"):
+    if not isinstance(config[field], int) or isinstance(config[field], bool) or config[field] < 0:
       raise ValueError(f"{field}: must be an integer >= 0, got {config[field]!r}")
   check_optim(config.optim)
 
@@ -63,9 +63,10 @@ def config_diff(old: dict, new: dict) -> list[str]:
 
 
 def write_or_check_config(config, workdir: Path, latest_step: int | None = None,
-                          allow_config_change=()) -> None:
+                          allow_config_change=(), check_only: bool = False) -> None:
   """Writes workdir/config.json, or checks that a restart uses the same config (``workdir.write_config``)."""
-  workdir_lib.write_config(config_to_dict(config), workdir, latest_step, allow_config_change)
+  workdir_lib.write_config(config_to_dict(config), workdir, latest_step, allow_config_change,
+                           check_only)
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -73,7 +74,7 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   path = Path(workdir) / "config.json"
   if not path.exists():
     raise ValueError(f"workdir: no config.json in {workdir}; is it a training workdir?")
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(workdir_lib.read_config(path))
   for section in ("model",):
     if "hidden_sizes" in config.get(section, {}):
       config[section].hidden_sizes = tuple(config[section].hidden_sizes)
@@ -171,14 +172,16 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
                      f"saved steps are {ckpt.all_steps()}")
   start = ckpt.latest_step() or 0 if restore_step is None else restore_step
   setup.check_shapes(config.optim, start)  # the model and the step, traced: before anything is written
+  write_or_check_config(config, workdir, start or None, allow_config_change, check_only=True)
+  state = setup.initial_state()
+  if start:  # a checkpoint that cannot be restored fails here, with the workdir unchanged
+    state = workdir_lib.restore(ckpt, start, like=state)
   write_or_check_config(config, workdir, start or None, allow_config_change)
   if restore_step is not None and workdir_lib.set_aside_after(workdir, restore_step):
     ckpt.manager.reload()
-  state = setup.initial_state()
 
   logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
   if start:
-    state = workdir_lib.restore(ckpt, start, like=state)
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
   writer = metrics_lib.MetricWriter(workdir, start)
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,

@@ -84,7 +84,7 @@ def _describe(old: dict, new: dict, fields: Sequence[str]) -> str:
 
 
 def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
-                 allow: Sequence[str] = ()) -> None:
+                 allow: Sequence[str] = (), check_only: bool = False) -> None:
   """Writes ``workdir/config.json`` (atomically) after checking it against the run already there.
 
   Args:
@@ -97,6 +97,8 @@ def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
   Raises:
     ValueError: the fields that differ and may not, or ``num_steps`` below
       ``latest_step`` (naming both).
+
+  With ``check_only`` it raises the same errors but writes and logs nothing.
   """
   workdir = Path(workdir)
   path = workdir / "config.json"
@@ -109,9 +111,16 @@ def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
         f"num_steps: {new['num_steps']} is below the latest checkpoint, step {latest_step}, in "
         f"{workdir}; a run cannot be shortened after the fact. Use num_steps >= {latest_step}, or "
         f"evaluate an earlier checkpoint with experiments.evaluate --checkpoint=STEP.")
-  if path.exists():
-    old = json.loads(path.read_text())
+  old = read_config(path) if path.exists() and latest_step is not None else None
+  if path.exists() and old is None:
+    try:
+      old = read_config(path)
+    except ValueError as e:  # nothing to protect: it is replaced below
+      logging.warning("%s; the workdir has no checkpoint, so it is replaced", e)
+  if old is not None:
     changed = [k for k in diff(old, new) if k not in RESUMABLE_FIELDS]
+    if check_only and (not changed or latest_step is None):
+      return
     if changed and latest_step is None:
       logging.warning("workdir %s has no checkpoint: its config.json is replaced (%s)", workdir,
                       _describe(old, new, changed))
@@ -123,15 +132,29 @@ def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
             f" and checkpoints up to step {latest_step}; only {list(RESUMABLE_FIELDS)} may change on "
             f"a restart, or the fields named by --allow_config_change (e.g. "
             f"--allow_config_change=optim.learning_rate). Otherwise use a new --workdir.")
+      if check_only:
+        return
       record = {"step": latest_step, "time": time.time(),
                 "changes": {k: [flatten(old).get(k), flatten(new).get(k)] for k in changed}}
       with (workdir / "config_changes.jsonl").open("a") as f:
         f.write(json.dumps(record) + "\n")
       logging.warning("workdir %s: config changed from step %d on (%s); recorded in "
                       "config_changes.jsonl", workdir, latest_step, _describe(old, new, changed))
+  if check_only:
+    return
   tmp = path.with_suffix(".json.tmp")
   tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
   os.replace(tmp, path)
+
+
+def read_config(path: str | os.PathLike) -> dict:
+  """The JSON of a workdir's config.json; a damaged file raises ValueError naming it."""
+  try:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ValueError(
+        f"{path}: damaged, not the JSON of a config ({type(e).__name__}: {e}); if the command's "
+        f"config is the run's, delete this file and rerun, else use a new --workdir") from None
 
 
 def checkpoint_steps(workdir: str | os.PathLike) -> list[int]:
