@@ -122,3 +122,18 @@ def test_decoder_on_no_rows_fails_saying_so():
   decoder = _seq2seq.Decoder(model, config.decode, 4)
   with pytest.raises(ValueError, match="no rows to decode"):
     decoder.greedy(None, np.zeros((0, 5), np.int32), np.zeros((0,), np.int32))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model.decoder_sizes", ()), ("model.decoder_sizes", (0,)), ("model.hidden_sizes", (-3,)),
+    ("model.attn_size", 0), ("model.merge", "sum"), ("model.residual", True),
+    ("decode.beam_size", 0), ("decode.max_len", -1), ("decode.alpha", float("nan")),
+    ("decode.length_penalty", "nope"), ("task.num_test", 0)])
+def test_bad_seq2seq_values_fail_naming_the_field_when_the_task_is_built(field, value):
+  """Found by trying bad values of every field (issue 18): these passed the build or failed unnamed."""
+  config = reverse_config.get_config("smoke")
+  config.unlock()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+    reverse_digits.build(config)
