@@ -2,15 +2,16 @@
 
 Rebuilds the task from ``DIR/config.json``, restores the best checkpoint (by
 the task's eval metric; ``--checkpoint=latest`` or a step number instead) and
-prints the held-out metrics, also written to ``DIR/evaluate.json``.
+prints the held-out metrics, also written to ``DIR/evaluate/step_<N>/evaluate.json``
+(the task's figures and samples for that checkpoint go to the same folder;
+the training run's own files are left alone).
 """
 
 import json
-from pathlib import Path
 
 from absl import app, flags
 
-from recurrent.training.loop import evaluate, load_config
+from recurrent.training.loop import evaluate, evaluation_dir, load_config
 from recurrent.training.metrics import quiet_libraries
 
 flags.DEFINE_string("workdir", None, "a workdir written by experiments.train")
@@ -24,7 +25,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
   metrics = evaluate(load_config(FLAGS.workdir), FLAGS.workdir, FLAGS.checkpoint)
-  (Path(FLAGS.workdir) / "evaluate.json").write_text(json.dumps(metrics, indent=2) + "\n")
+  out = evaluation_dir(FLAGS.workdir, metrics["step"])
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "evaluate.json").write_text(json.dumps(metrics, indent=2) + "\n")
   print(f"checkpoint step {metrics.pop('step')} ({FLAGS.checkpoint}): "
         + "  ".join(f"{k} {v:.5g}" for k, v in sorted(metrics.items())))
 

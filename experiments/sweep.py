@@ -4,6 +4,8 @@ The points come from ``get_sweep()`` in the config file (see
 recurrent/training/sweep.py); each trains in ``DIR/<overrides>`` through
 experiments.train. Rerunning skips finished points and resumes interrupted
 ones. Writes DIR/summary.csv and DIR/sweep.png; exits 1 if any point failed.
+Ctrl-C or SIGTERM stops the running points (they resume on a rerun), starts
+no other, writes the partial summary and exits 130.
 """
 
 import importlib.util
@@ -39,6 +41,8 @@ def main(argv):
   print(f"sweep: {len(points)} points in {FLAGS.workdir}, {FLAGS.parallel} at a time")
   results = sweep.run_sweep(argv[1], points, FLAGS.workdir, FLAGS.parallel, cwd=Path.cwd())
   print(f"summary: {Path(FLAGS.workdir) / 'summary.csv'}, plot: {Path(FLAGS.workdir) / 'sweep.png'}")
+  if any(r.status in ("interrupted", "not run") for r in results):
+    sys.exit(130)  # stopped by a signal; the summary is partial
   sys.exit(1 if any(r.status == "failed" for r in results) else 0)
 
 

@@ -6,7 +6,8 @@
 Reads each run's ``translation_report.json`` (written by the translation
 task at its last step; for a run stopped early, or with ``--latest``, it is
 made first from the latest checkpoint, by ``recurrent.training.loop.evaluate``
-with ``num_steps`` set to that step so the task writes its full report;
+with ``num_steps`` set to that step so the task writes its full report, into
+``WORKDIR/evaluate/step_<N>/``;
 ``--bleu_sentences=N`` decodes N held-out sentences then) and writes ``translation_bleu_by_length.png`` to
 ``--out``, copying the first attention heatmap of each run next to it as
 ``translation_attention_<attention>.png``; prints a Markdown table.
@@ -27,8 +28,9 @@ flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 
-def report_from_latest_checkpoint(workdir: Path, bleu_sentences: int = 0) -> None:
-  from recurrent.training.loop import evaluate, load_config
+def report_from_latest_checkpoint(workdir: Path, bleu_sentences: int = 0) -> Path:
+  """Writes the full report of the latest checkpoint; returns its folder (``loop.evaluation_dir``)."""
+  from recurrent.training.loop import evaluate, evaluation_dir, load_config
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   if not steps:
     raise FileNotFoundError(f"--workdir: no checkpoint in {workdir / 'checkpoints'}")
@@ -37,7 +39,7 @@ def report_from_latest_checkpoint(workdir: Path, bleu_sentences: int = 0) -> Non
   config.num_steps = steps[-1]  # the task writes its full report at step == num_steps
   if bleu_sentences > 0:
     config.task.bleu_sentences = bleu_sentences
-  evaluate(config, workdir, "latest")
+  return evaluation_dir(workdir, evaluate(config, workdir, "latest")["step"])
 
 
 def main(argv):
@@ -51,9 +53,10 @@ def main(argv):
   print("| attention | steps | BLEU greedy | BLEU beam | beam errors | search | model |")
   print("| --- | --- | --- | --- | --- | --- | --- |")
   for wd in FLAGS.workdir:
-    path = Path(wd) / "translation_report.json"
-    if FLAGS.latest or not path.is_file():
-      report_from_latest_checkpoint(Path(wd), FLAGS.bleu_sentences)
+    src = Path(wd)
+    if FLAGS.latest or not (src / "translation_report.json").is_file():
+      src = report_from_latest_checkpoint(Path(wd), FLAGS.bleu_sentences)
+    path = src / "translation_report.json"
     if not path.is_file():
       raise FileNotFoundError(f"--workdir: expected {path} (a finished translation run)")
     r = json.loads(path.read_text())
@@ -65,7 +68,7 @@ def main(argv):
     a = r["error_analysis"]
     print(f"| {r['attention']} | {r['step']} | {r['bleu_greedy']:.2f} | {r['bleu_beam']:.2f} | "
           f"{a['errors']} | {a['search_errors']} | {a['model_errors']} |")
-    heat = Path(wd) / "attention_0.png"
+    heat = src / "attention_0.png"
     if heat.is_file():
       shutil.copy(heat, out / f"translation_attention_{r['attention']}.png")
   ax.set_xlabel("source length (word tokens)")

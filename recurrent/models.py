@@ -88,6 +88,8 @@ class _Recurrent(nn.Module):
   def embed_inputs(self, inputs):
     if self.vocab_size is None:
       return inputs
+    if isinstance(self.embed_size, bool) or not isinstance(self.embed_size, int) or self.embed_size < 1:
+      raise ValueError(f"embed_size: must be an integer >= 1, got {self.embed_size!r}")
     if not jnp.issubdtype(inputs.dtype, jnp.integer):
       raise ValueError(f"inputs: expected token ids (vocab_size={self.vocab_size}), got {inputs.dtype}")
     return nn.Embed(self.vocab_size, self.embed_size, name="embed")(inputs)

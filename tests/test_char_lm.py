@@ -147,3 +147,14 @@ def test_smoke_config_trains_through_the_harness(config, tmp_path):
   final = train_and_evaluate(config, tmp_path / "run")
   assert final["step"] == 6 and 0.0 < final["eval"]["bpc"] < 9.0
   assert (tmp_path / "run" / "samples.txt").read_text().count("--- step 6, temperature") == 2
+
+
+@pytest.mark.parametrize("field, value", [
+    ("task.seq_len", 0), ("task.seq_len", -1), ("task.eval_warmup", -1), ("task.sample_len", 0),
+    ("model.embed_size", 0), ("task.temperatures", ())])
+def test_bad_values_fail_naming_the_field(config, field, value):
+  """Found by trying bad values of every field (issue 18): these failed unnamed or were accepted."""
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+    get_task(config)

@@ -149,3 +149,13 @@ def test_config_variants_and_missing_data(tmp_path, monkeypatch):
   config = smoke_config(tmp_path, "smoke")
   with pytest.raises(FileNotFoundError, match="JSB_Chorales.mat"):
     music_task.build(config)
+
+
+@pytest.mark.parametrize("field, value", [("task.bucket", -1), ("task.eval_batch_size", 0)])
+def test_bad_values_fail_naming_the_field(tmp_path, field, value):
+  """Found by trying bad values of every field (issue 18): a broadcast error, or 'batch_size'."""
+  write_mat(tmp_path / music.DATASETS["jsb"], make_rolls(4, counts=(9, 5, 4)))
+  config = smoke_config(tmp_path, "smoke")
+  config.task[field.split(".")[1]] = value
+  with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+    music_task.build(config)

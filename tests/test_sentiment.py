@@ -113,3 +113,19 @@ def test_vocab_cap_counts_the_specials_and_decode_stops_at_the_stop_token():
   assert vocab.decode([4, 5, 2, 4]) == ["z", "y", "<eos>", "z"]
   with pytest.raises(ValueError, match="max_size: must be > 4"):
     Vocab.build([["x"]], specials=specials, max_size=4)
+
+
+@pytest.mark.parametrize("field, value", [("task.bucket", -1), ("task.eval_batch_size", 0),
+                                          ("task.max_len", 0), ("model.embed_size", 0)])
+def test_bad_values_fail_naming_the_field_before_training(tmp_path, field, value):
+  """Found by trying bad values of every field (issue 18): a gather error, a division by zero, or
+  the message of another field (eval_batch_size reported as 'batch_size')."""
+  from recurrent.training import loop
+  write_fake_data(tmp_path)
+  config = sentiment_config.get_config("smoke")
+  config.task.data_dir = str(tmp_path)
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=field.replace(".", r"\.") if section == "task" else name):
+    loop.train_and_evaluate(config, tmp_path / "run")
+  assert not (tmp_path / "run" / "config.json").exists()

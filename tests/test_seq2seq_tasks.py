@@ -97,3 +97,43 @@ def test_reverse_digits_reaches_99_percent_exact_match(tmp_path):
   final = loop.train_and_evaluate(reverse_config.get_config(), tmp_path)
   assert final["eval"]["greedy_exact_match"] > 0.99
   assert final["eval"]["beam_exact_match"] > 0.99
+
+
+def test_translation_report_with_only_short_sentences_still_draws_heatmaps(tmp_path):
+  """Issue 18.1: no held-out sentence has the 6 words the heatmap pick wanted; the report crashed."""
+  import jax
+  lines = [f"I see {i}.\tJe vois {i}." for i in range(40)]  # 4 source tokens each
+  data = tmp_path / "fra.txt"
+  data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  config = translation_config.get_config("smoke,attention=bahdanau")
+  config.unlock()
+  config.task.data_path = str(data)
+  config.task.test_percent = 30.0
+  task = translation.build(config)
+  out = task.report(task.init_params(jax.random.key(0)), config.num_steps, str(tmp_path))
+  assert 0.0 <= out["bleu_beam"] <= 100.0
+  assert (tmp_path / "translation_report.json").exists()
+  assert (tmp_path / "attention_0.png").exists()  # the longest sentences stand in
+
+
+def test_decoder_on_no_rows_fails_saying_so():
+  config = reverse_config.get_config("smoke")
+  model = _seq2seq.build_model(config, 13, 13)
+  decoder = _seq2seq.Decoder(model, config.decode, 4)
+  with pytest.raises(ValueError, match="no rows to decode"):
+    decoder.greedy(None, np.zeros((0, 5), np.int32), np.zeros((0,), np.int32))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model.decoder_sizes", ()), ("model.decoder_sizes", (0,)), ("model.hidden_sizes", (-3,)),
+    ("model.attn_size", 0), ("model.merge", "sum"), ("model.residual", True),
+    ("decode.beam_size", 0), ("decode.max_len", -1), ("decode.alpha", float("nan")),
+    ("decode.length_penalty", "nope"), ("task.num_test", 0)])
+def test_bad_seq2seq_values_fail_naming_the_field_when_the_task_is_built(field, value):
+  """Found by trying bad values of every field (issue 18): these passed the build or failed unnamed."""
+  config = reverse_config.get_config("smoke")
+  config.unlock()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+    reverse_digits.build(config)

@@ -123,7 +123,7 @@ def test_apply_variants_without_base_smoke():
 
 
 def test_a_restart_that_would_stretch_the_schedule_fails_saying_how_to_keep_it():
-  from recurrent.training.loop import check_schedule_kept
+  from recurrent.training.workdir import check_schedule_kept
   old = {"num_steps": 100, "optim": {"schedule": "cosine", "decay_steps": 0}}
   with pytest.raises(ValueError, match=r"num_steps: 100 -> 200 .*--config.optim.decay_steps=100"):
     check_schedule_kept(old, {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 0}})

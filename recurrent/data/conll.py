@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recurrent.data.files import read_text
+
 POS_FILES = {"train": "ud_english_ewt_pos/en-ud-tag.v2.train.txt",
              "valid": "ud_english_ewt_pos/en-ud-tag.v2.dev.txt",
              "test": "ud_english_ewt_pos/en-ud-tag.v2.test.txt"}
@@ -45,7 +47,8 @@ def read_columns(path: str | Path, num_columns: int) -> list[list[tuple[str, ...
   path = Path(path)
   if not path.exists():
     raise FileNotFoundError(f"data: expected the file {str(path)!r}")
-  return parse_columns(path.read_text(encoding="utf-8"), num_columns, str(path))
+  what = f"one token a line in {num_columns} TAB-separated columns"
+  return parse_columns(read_text(path, what), num_columns, str(path))
 
 
 def column(sentences: list[list[tuple[str, ...]]], k: int) -> list[list[str]]:

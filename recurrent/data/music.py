@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recurrent.data.files import load_mat
+
 NUM_NOTES = 88
 LOWEST_MIDI = 21  # column 0 is A0
 SPLITS = ("train", "valid", "test")
@@ -42,9 +44,7 @@ def check_roll(roll: np.ndarray, where: str) -> np.ndarray:
 
 def load_piano_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
   """{'train'|'valid'|'test': [roll [T_i, 88] uint8]} from a Boulanger-Lewandowski ``.mat`` file."""
-  import scipy.io  # only the loader needs scipy
-
-  mat = scipy.io.loadmat(str(path))
+  mat = load_mat(path, "the cell arrays traindata, validdata and testdata of piano rolls")
   missing = [f"{split}data" for split in SPLITS if f"{split}data" not in mat]
   if missing:
     raise ValueError(f"{path}: expected the keys {missing}, found "

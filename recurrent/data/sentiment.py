@@ -21,6 +21,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from recurrent.data.files import read_text
+
 FOLDER = "sentiment_labelled_sentences"
 FILES = {"amazon": "amazon_cells_labelled.txt", "imdb": "imdb_labelled.txt",
          "yelp": "yelp_labelled.txt"}
@@ -55,7 +57,7 @@ def load_sentences(folder: str | Path) -> list[Example]:
     path = folder / name
     if not path.exists():
       raise FileNotFoundError(f"data: expected the file {str(path)!r} (UCI sentiment labelled sentences)")
-    out += parse_lines(path.read_text(encoding="utf-8"), source, str(path))
+    out += parse_lines(read_text(path, "'sentence<TAB>0|1' lines"), source, str(path))
   return out
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recurrent.data.files import read_text as read_checked
+
 DATA_DIR_ENV = "RECURRENT_DATA_DIR"
 SHERLOCK = "sherlock_holmes/1661-0.txt"   # relative to the data folder
 PAD = 0                                   # the padding byte (NUL)
@@ -51,13 +53,13 @@ def resolve_path(path: str | os.PathLike | None, relative: str = SHERLOCK) -> Pa
 
 
 def read_text(path: str | os.PathLike | None = None, relative: str = SHERLOCK) -> str:
-  """The UTF-8 text of a file; a missing file fails naming the path it expected."""
+  """The UTF-8 text of a file; a missing, empty, binary or non-UTF-8 file fails naming the path."""
   p = resolve_path(path, relative)
   if not p.is_file():
     raise FileNotFoundError(
         f"text data: expected the file {str(p)!r}; pass its path (config.task.path) or set "
         f"${DATA_DIR_ENV} to the folder holding {relative!r}")
-  return p.read_text(encoding="utf-8")
+  return read_checked(p, "a book as UTF-8 text")
 
 
 def ascii_typography(text: str) -> str:

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from recurrent.data.files import read_text
 from recurrent.data.vocab import Vocab
 
 ENV = "RECURRENT_DATA_DIR"
@@ -59,13 +60,15 @@ def data_path(path: str | os.PathLike | None = None) -> Path:
 def read_pairs(path: str | os.PathLike | None = None) -> list[tuple[str, str]]:
   """[(english, french)] from a tab-separated file of two columns."""
   p = data_path(path)
+  lines = read_text(p, "'English<TAB>French' lines").split("\n")
+  if lines[-1] == "":
+    lines.pop()  # the newline that ends the last line
   pairs = []
-  with open(p, encoding="utf-8") as f:
-    for i, line in enumerate(f, 1):
-      cols = line.rstrip("\n").split("\t")
-      if len(cols) < 2:
-        raise ValueError(f"{p}:{i}: expected 'English<TAB>French', got {line[:60]!r}")
-      pairs.append((cols[0], cols[1]))
+  for i, line in enumerate(lines, 1):
+    cols = line.rstrip("\r").split("\t")
+    if len(cols) < 2:
+      raise ValueError(f"{p}:{i}: expected 'English<TAB>French', got {line[:60]!r}")
+    pairs.append((cols[0], cols[1]))
   return pairs
 
 

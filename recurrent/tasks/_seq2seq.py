@@ -29,7 +29,36 @@ from recurrent.seq2seq import BOS, EOS, Seq2Seq, sequence_logprob
 from recurrent.layers import time_mask
 
 
+def check_model_config(config) -> None:
+  """Fails naming the field on a seq2seq ``model.*`` value the model would misread or ignore."""
+  m = config.model
+  for name in ("hidden_sizes", "decoder_sizes"):
+    sizes = m[name]
+    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+      raise ValueError(f"model.{name}: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+  for name in ("embed_size", "attn_size", "output_size"):
+    if isinstance(m[name], bool) or not isinstance(m[name], int) or m[name] < 1:
+      raise ValueError(f"model.{name}: must be an integer >= 1, got {m[name]!r}")
+  if m.merge != "concat" or m.residual:
+    raise ValueError(f"model.merge, model.residual: the seq2seq encoder concatenates its directions "
+                     f"and has no residual connections; must be 'concat' and False, got "
+                     f"{m.merge!r} and {m.residual!r}")
+
+
+def check_decode_config(d) -> None:
+  """Fails naming the field on a ``decode.*`` value (checked when the task is built, not at the first report)."""
+  for name in ("max_len", "beam_size"):
+    if isinstance(d[name], bool) or not isinstance(d[name], int) or d[name] < 1:
+      raise ValueError(f"decode.{name}: must be an integer >= 1, got {d[name]!r}")
+  if not 0 <= d.alpha < float("inf"):
+    raise ValueError(f"decode.alpha: must be finite and >= 0, got {d.alpha!r}")
+  if d.length_penalty not in decoding.LENGTH_PENALTIES:
+    raise ValueError(f"decode.length_penalty: must be one of {decoding.LENGTH_PENALTIES}, "
+                     f"got {d.length_penalty!r}")
+
+
 def build_model(config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+  check_model_config(config)
   m = config.model
   return Seq2Seq(src_vocab=src_vocab, tgt_vocab=tgt_vocab, embed_size=m.embed_size, cell=m.cell,
                  encoder_sizes=tuple(m.hidden_sizes), bidirectional=m.bidirectional,
@@ -72,9 +101,9 @@ class Decoder:
   def __init__(self, model: Seq2Seq, decode_config, batch_size: int):
     self.model, self.batch_size = model, batch_size
     d = decode_config
+    check_decode_config(d)
     self.max_len, self.beam_size = d.max_len, d.beam_size
     self.penalty, self.alpha = d.length_penalty, d.alpha
-    decoding.length_penalty(jnp.ones(1), d.length_penalty, d.alpha)  # validates the name now
 
     @jax.jit
     def greedy(params, src, src_len):
@@ -101,6 +130,8 @@ class Decoder:
   def _batched(self, fn, arrays: list[np.ndarray]):
     """Runs ``fn`` over fixed-size batches (the last one filled by repeating row 0), concatenated."""
     N, B = len(arrays[0]), self.batch_size
+    if N == 0:
+      raise ValueError("decoding: no rows to decode (an empty selection of sentences)")
     outs = []
     for i in range(0, N, B):
       chunk = [a[i:i + B] for a in arrays]

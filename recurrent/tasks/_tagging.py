@@ -94,6 +94,8 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
                       extra_report: Callable | None = None) -> Task:
   """The Task; ``extra_report(predict, split_batches, workdir, step) -> dict`` adds task metrics (F1)."""
   t = config.task
+  for name in ("bucket", "eval_batch_size", "max_len"):
+    batching.check_positive(f"task.{name}", t[name])
   for split in ("valid", "test"):
     longest = max(len(s) for s in data.word_ids[split])
     if longest > t.max_len:

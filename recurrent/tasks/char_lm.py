@@ -78,7 +78,21 @@ def generate(model: LanguageModel, params, prompt_BT, rng, num_bytes: int,
   return decoding.sample(step_fn, carries, rng, last_B, num_bytes, temperature=temperature).tokens
 
 
+def check_config(config) -> None:
+  """Fails naming the field on a value of ``task.*`` or ``model.embed_size`` that the task cannot use."""
+  t = config.task
+  for name, value, least in (("task.seq_len", t.seq_len, 1), ("task.eval_warmup", t.eval_warmup, 0),
+                             ("task.sample_len", t.sample_len, 1),
+                             ("model.embed_size", config.model.embed_size, 1)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"{name}: must be an integer >= {least}, got {value!r}")
+  if not t.temperatures or not all(0 <= x < float("inf") for x in t.temperatures):
+    raise ValueError(f"task.temperatures: must be a non-empty tuple of finite values >= 0 "
+                     f"(0 = greedy), got {t.temperatures!r}")
+
+
 def build(config) -> Task:
+  check_config(config)
   t = config.task
   book = text.read_text(t.path)
   if t.ascii_typography:

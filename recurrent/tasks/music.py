@@ -65,6 +65,8 @@ def crop_windows(rolls, idx, crop: int, seed: int, step: int):
 def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
   """The task on given piano rolls {'train'|'valid'|'test': [[T_i, 88] uint8]} (tests pass made-up ones)."""
   t = config.task
+  for name in ("bucket", "eval_batch_size"):
+    batching.check_positive(f"task.{name}", t[name])
   model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=NUM_NOTES)
   order = batching.EpochOrder(len(rolls["train"]), config.batch_size, config.seed)
 

@@ -50,6 +50,8 @@ def classification_metrics(logits_BC: jax.Array, labels_B: jax.Array):
 def make_task(config, examples: list[Example]) -> Task:
   """The task on given examples (tests pass made-up ones); the split is made here from ``config.task``."""
   t = config.task
+  for name in ("bucket", "eval_batch_size", "max_len"):
+    batching.check_positive(f"task.{name}", t[name])
   parts = stratified_split([(e.source, e.label) for e in examples], tuple(t.split), t.split_seed)
   splits = {name: [examples[i] for i in idx] for name, idx in zip(SPLITS, parts)}
   tokens = {name: [tokenize(e.text) for e in exs] for name, exs in splits.items()}

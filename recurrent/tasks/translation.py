@@ -90,6 +90,9 @@ def build(config) -> Task:
   if B > N:
     raise ValueError(f"batch_size: must be <= the {N} training pairs, got {B}")
   n_bleu = min(t.bleu_sentences, len(test["src"]))
+  if n_bleu < 1:
+    raise ValueError(f"task.bleu_sentences: must be >= 1 and the held-out split non-empty, got "
+                     f"{t.bleu_sentences} of {len(test['src'])} held-out pairs")
 
   def train_batch(step):
     epoch, i = divmod(step, N // B)
@@ -149,7 +152,9 @@ def build(config) -> Task:
           f"{analysis['model_errors']} model")
     if config.model.attention != "none":
       # Alignments of the model's own beam output: teacher-force it and read the weights.
-      pick = [i for i in range(n_bleu) if src_len[i] >= 6][:NUM_HEATMAPS]
+      # Sentences of 6+ words when there are any, else the longest ones (short held-out data).
+      long_enough = [i for i in range(n_bleu) if src_len[i] >= 6]
+      pick = (long_enough or sorted(range(n_bleu), key=lambda i: -int(src_len[i])))[:NUM_HEATMAPS]
       _, w = decoder.score(params, src[pick], src_len[pick], b.tokens[pick, 0],
                            b.lengths[pick, 0])
       for j, i in enumerate(pick):

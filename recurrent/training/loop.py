@@ -33,9 +33,10 @@ from recurrent.training import checkpoint as checkpoint_lib
 from recurrent.training import metrics as metrics_lib
 from recurrent.training import parallel
 from recurrent.training import state as state_lib
+from recurrent.training import workdir as workdir_lib
 from recurrent.training.optim import check_optim, make_optimizer
 
-RESUMABLE_FIELDS = ("num_steps", "optim.decay_steps")  # the fields a restart may change
+RESUMABLE_FIELDS = workdir_lib.RESUMABLE_FIELDS  # the fields a restart may change
 
 
 def check_config(config) -> None:
@@ -45,8 +46,8 @@ def check_config(config) -> None:
     v = config[field]
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
       raise ValueError(f"{field}: must be an integer >= 1, got {v!r}")
-  for field in ("eval_batches", "num_devices"):
-    if not isinstance(config[field], int) or config[field] < 0:
+  for field in ("eval_batches", "num_devices", "seed"):
+    if not isinstance(config[field], int) or isinstance(config[field], bool) or config[field] < 0:
       raise ValueError(f"{field}: must be an integer >= 0, got {config[field]!r}")
   check_optim(config.optim)
 
@@ -56,59 +57,16 @@ def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def config_diff(old: dict, new: dict) -> list[str]:
   """Dotted names of the fields whose values differ (or exist in only one)."""
-  a, b = _flatten(old), _flatten(new)
-  return sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
+  return workdir_lib.diff(old, new)
 
 
-def check_schedule_kept(old: dict, new: dict) -> None:
-  """A restart may change num_steps only where that leaves the learning rate of planned steps alone.
-
-  A decaying schedule whose length is num_steps (``optim.decay_steps == 0``)
-  would be stretched: steps already planned, or already taken, would get
-  another learning rate. Such a restart fails saying how to keep the schedule.
-  """
-  if old.get("num_steps") == new.get("num_steps"):
-    return
-  optim = new.get("optim", {})
-  if optim.get("schedule", "constant") != "constant" and not optim.get("decay_steps", 0):
-    raise ValueError(
-        f"num_steps: {old.get('num_steps')} -> {new.get('num_steps')} would stretch the "
-        f"{optim['schedule']!r} learning-rate schedule, which decays over num_steps, and change "
-        f"the learning rate of the steps already planned. To train on with the original "
-        f"schedule, add --config.optim.decay_steps={old.get('num_steps')} (the schedule's length; "
-        f"past it the rate stays at its final value); or start a new --workdir.")
-
-
-def write_or_check_config(config, workdir: Path) -> None:
-  """Writes workdir/config.json, or checks that a restart uses the same config."""
-  path = workdir / "config.json"
-  new = config_to_dict(config)
-  if path.exists():
-    check_schedule_kept(json.loads(path.read_text()), new)
-    differ = [k for k in config_diff(json.loads(path.read_text()), new) if k not in RESUMABLE_FIELDS]
-    if differ:
-      old = _flatten(json.loads(path.read_text()))
-      flat = _flatten(new)
-      details = ", ".join(f"{k}: {old.get(k, '<absent>')!r} -> {flat.get(k, '<absent>')!r}"
-                          for k in differ)
-      raise ValueError(
-          f"workdir {workdir} holds a run with a different config ({details}); only "
-          f"{list(RESUMABLE_FIELDS)} may change on a restart. Use a new --workdir.")
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+def write_or_check_config(config, workdir: Path, latest_step: int | None = None,
+                          allow_config_change=(), check_only: bool = False) -> None:
+  """Writes workdir/config.json, or checks that a restart uses the same config (``workdir.write_config``)."""
+  workdir_lib.write_config(config_to_dict(config), workdir, latest_step, allow_config_change,
+                           check_only)
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -116,7 +74,7 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   path = Path(workdir) / "config.json"
   if not path.exists():
     raise ValueError(f"workdir: no config.json in {workdir}; is it a training workdir?")
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(workdir_lib.read_config(path))
   for section in ("model",):
     if "hidden_sizes" in config.get(section, {}):
       config[section].hidden_sizes = tuple(config[section].hidden_sizes)
@@ -166,6 +124,21 @@ class _Setup:
     """The step-0 state, replicated over the mesh (the first compile)."""
     return parallel.replicate(state_lib.init_state(self.task, self.tx, self.seed), self.mesh)
 
+  def check_shapes(self, optim, step: int) -> None:
+    """Traces init, one train step and one eval step (``jax.eval_shape``: no compile, no FLOPs).
+
+    Whatever the model or the batch cannot do (an unknown cell, a bad size,
+    a batch that does not divide over the devices) fails here, before the
+    workdir is written to.
+    """
+    state = jax.eval_shape(lambda: state_lib.init_state(self.task, self.tx, self.seed))
+    batch = parallel.shard_batch(self.task.train_batch(step), self.mesh)
+    jax.eval_shape(state_lib.make_train_step(self.task, self.tx, optim), state, batch)
+    eval_batch = next(iter(self.task.eval_batches()), None)
+    if eval_batch is None:
+      raise ValueError("task.eval_batches: yielded no batches (is the held-out split empty?)")
+    jax.eval_shape(state_lib.make_eval_step(self.task), state.params, eval_batch)
+
 
 def _check_finite(state, ckpt) -> None:
   bad = int(state.nonfinite_step)
@@ -173,22 +146,42 @@ def _check_finite(state, ckpt) -> None:
     ckpt.wait()
     raise FloatingPointError(
         f"loss or gradient became NaN/Inf at step {bad}; stopped. The last good checkpoint "
-        f"(step {ckpt.latest_step()}) is kept; lower optim.learning_rate or set optim.clip_norm.")
+        f"(step {ckpt.latest_step()}) is kept. To resume from it with a lower rate, rerun with "
+        f"--config.optim.learning_rate=NEW --allow_config_change=optim.learning_rate.")
 
 
-def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
-  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+def train_and_evaluate(config, workdir: str | os.PathLike, restore_step: int | None = None,
+                       allow_config_change: tuple[str, ...] = ()) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics.
+
+  Holds the workdir's lock throughout (a second trainer fails "in use by pid
+  N"). ``restore_step`` resumes from that checkpoint instead of the latest,
+  moving the later ones to ``checkpoints_set_aside/``; ``allow_config_change``
+  names the fields that may differ from the run's config.json (see
+  ``recurrent.training.workdir``).
+  """
+  with workdir_lib.lock(workdir):
+    return _train_and_evaluate(config, Path(workdir), restore_step, tuple(allow_config_change))
+
+
+def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change) -> dict:
   setup = _Setup(config, workdir)  # bad values, an unknown task, missing data: before any compile
-  write_or_check_config(config, workdir)
   task, ckpt, mesh = setup.task, setup.ckpt, setup.mesh
+  if restore_step is not None and restore_step not in ckpt.all_steps():
+    raise ValueError(f"restore_step: no checkpoint {restore_step} in {ckpt.manager.directory}; "
+                     f"saved steps are {ckpt.all_steps()}")
+  start = ckpt.latest_step() or 0 if restore_step is None else restore_step
+  setup.check_shapes(config.optim, start)  # the model and the step, traced: before anything is written
+  write_or_check_config(config, workdir, start or None, allow_config_change, check_only=True)
   state = setup.initial_state()
+  if start:  # a checkpoint that cannot be restored fails here, with the workdir unchanged
+    state = workdir_lib.restore(ckpt, start, like=state)
+  write_or_check_config(config, workdir, start or None, allow_config_change)
+  if restore_step is not None and workdir_lib.set_aside_after(workdir, restore_step):
+    ckpt.manager.reload()
 
   logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
-  start = ckpt.latest_step() or 0
   if start:
-    state = ckpt.restore(start, like=state)
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
   writer = metrics_lib.MetricWriter(workdir, start)
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
@@ -264,8 +257,17 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   return final
 
 
+def evaluation_dir(workdir: str | os.PathLike, step: int) -> Path:
+  """Where ``evaluate`` of checkpoint ``step`` writes: ``WORKDIR/evaluate/step_<step>``."""
+  return Path(workdir) / "evaluate" / f"step_{step}"
+
+
 def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> dict:
-  """Restores the 'best' or 'latest' checkpoint (or a step number) and returns its eval metrics."""
+  """Restores the 'best' or 'latest' checkpoint (or a step number) and returns its eval metrics.
+
+  The task's report (figures, samples) is written to ``evaluation_dir(workdir,
+  step)``, never over the files of the training run.
+  """
   workdir = Path(workdir)
   task = get_task(config)  # fails on a bad config before anything is restored
   ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
@@ -285,9 +287,11 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
     raise ValueError(f"checkpoint: must be 'best', 'latest' or a step number, got {checkpoint!r}")
   ckpt.close()
   setup = _Setup(config, workdir, read_only=True)
-  state = setup.ckpt.restore(step, like=setup.initial_state())
+  state = workdir_lib.restore(setup.ckpt, step, like=setup.initial_state())
   metrics = setup.evaluator(state.params)
-  if setup.task.report is not None:
-    metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
+  if setup.task.report is not None:  # its figures go to their own folder, not over the run's
+    out = evaluation_dir(workdir, step)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics.update(setup.task.report(state.params, step, str(out)) or {})
   setup.ckpt.close()
   return {"step": step, **metrics}

@@ -62,10 +62,26 @@ def window_means(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
+  """The records of a JSONL file ([] if absent).
+
+  A last line without its newline (a write cut short by SIGKILL) is dropped;
+  a damaged line elsewhere raises naming the file and line.
+  """
   path = Path(path)
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  text = path.read_text(errors="replace")
+  lines = text.split("\n")
+  if lines[-1].strip():
+    absl_logging.warning("%s: dropping the unfinished last line %r", path, lines[-1][:80])
+  records = []
+  for n, line in enumerate(lines[:-1], 1):
+    if line.strip():
+      try:
+        records.append(json.loads(line))
+      except ValueError as e:
+        raise ValueError(f"{path}:{n}: not a JSON record ({e}): {line[:80]!r}") from None
+  return records
 
 
 class MetricWriter:

@@ -52,12 +52,16 @@ def check_optim(optim) -> None:
     raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
   if not optim.learning_rate > 0:
     raise ValueError(f"optim.learning_rate: must be > 0, got {optim.learning_rate!r}")
+  if not optim.learning_rate < float("inf"):
+    raise ValueError(f"optim.learning_rate: must be finite, got {optim.learning_rate!r}")
   for field in ("weight_decay", "clip_norm", "clip_value", "warmup_steps", "momentum",
                 "decay_steps"):
     if field not in optim:
       continue
-    if optim[field] < 0:
-      raise ValueError(f"optim.{field}: must be >= 0, got {optim[field]!r}")
+    if not 0 <= optim[field] < float("inf"):  # NaN fails too
+      raise ValueError(f"optim.{field}: must be finite and >= 0, got {optim[field]!r}")
+  if optim.momentum >= 1:
+    raise ValueError(f"optim.momentum: must be in [0, 1), got {optim.momentum!r}")
 
 
 def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:

@@ -9,9 +9,17 @@
 Each point runs ``python -m experiments.train`` as a subprocess in
 ``DIR/<name from its overrides>``: a finished point (``final.json`` present) is
 skipped, an interrupted one resumes from its checkpoints, a failing one is
-recorded with its error's last line and does not stop the others. The summary
-goes to ``DIR/summary.csv`` and ``DIR/sweep.png`` (eval curves overlaid; final
-and best metric per point).
+recorded with its error (the exception line of its log's last traceback, not
+the notes after it) and does not stop the others. The summary goes to
+``DIR/summary.csv`` and ``DIR/sweep.png`` (eval curves overlaid; final and best
+metric per point).
+
+Signals: each point runs in its own session, so a Ctrl-C reaches the sweep
+alone. SIGINT or SIGTERM to the sweep is forwarded to the running points;
+no further point starts (their status is "not run"), the stopped ones are
+"interrupted" (a rerun resumes them), and the partial summary is written
+before ``run_sweep`` returns. A child also gets SIGTERM if the sweep dies
+without forwarding (SIGKILL; Linux's parent-death signal).
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from recurrent.training.metrics import curve, read_jsonl
@@ -73,45 +83,123 @@ def override_args(overrides: dict) -> list[str]:
 class Result:
   name: str
   overrides: dict
-  status: str          # done | skipped (finished before) | failed
-  error: str = ""      # the last line of the failing run's log
+  status: str          # done | skipped (finished before) | failed | interrupted | not run
+  error: str = ""      # the failing run's exception line (or its log's last line)
 
 
 TRAIN = (sys.executable, "-m", "experiments.train")
 
 
+def error_line(log: str) -> str:
+  """The exception line of the last traceback in ``log`` ("ValueError: ..."), else its last line.
+
+  Python prints an exception's notes after it (JAX adds one, "For simplicity,
+  JAX has removed its internal frames ..."), so the last line is not the error.
+  """
+  lines = [line.rstrip() for line in log.splitlines() if line.strip()]
+  last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call")),
+                default=None)
+  if last_tb is not None:
+    for line in lines[last_tb + 1:]:
+      if not line[:1].isspace():  # frames and source lines are indented; the exception is not
+        return line.strip()
+  return lines[-1].strip() if lines else ""
+
+
+class Stop:
+  """The sweep's stop flag and its running children, shared by the worker threads."""
+
+  def __init__(self):
+    self.signum: int | None = None
+    self.procs: set[subprocess.Popen] = set()
+    self.lock = threading.Lock()
+
+  def handle(self, signum, frame) -> None:  # noqa: ARG002 - the signal handler's signature
+    """Stops scheduling and forwards the signal to every running point."""
+    self.signum = signum
+    with self.lock:
+      for p in self.procs:
+        if p.poll() is None:
+          p.send_signal(signum)
+
+
+def _parent_death_signal():
+  """A ``preexec_fn`` that makes the child get SIGTERM when the sweep dies (Linux prctl), or None.
+
+  libc is looked up here, in the parent: the child only makes the call.
+  """
+  if sys.platform != "linux":
+    return None
+  try:
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+  except (OSError, AttributeError):
+    return None
+  return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def run_point(config_arg: str, workdir: Path, overrides: dict, cwd: str | os.PathLike,
-              train=TRAIN) -> Result:
+              train=TRAIN, stop: Stop | None = None) -> Result:
   """Trains one point in ``workdir / point_name`` (a subprocess of ``train``, experiments.train)."""
+  stop = stop or Stop()
   name = point_name(overrides)
   sub = workdir / name
   if (sub / "final.json").exists():
     return Result(name, overrides, "skipped")
+  if stop.signum is not None:
+    return Result(name, overrides, "not run")
   sub.mkdir(parents=True, exist_ok=True)
   cmd = [*train, f"--config={config_arg}", f"--workdir={sub}",
          *override_args(overrides)]
   with open(sub / "train.log", "ab") as log:
-    rc = subprocess.call(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    with stop.lock:
+      if stop.signum is not None:
+        return Result(name, overrides, "not run")
+      proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True,
+                              preexec_fn=_parent_death_signal())
+      stop.procs.add(proc)
+    rc = proc.wait()
+    with stop.lock:
+      stop.procs.discard(proc)
   if rc == 0:
     return Result(name, overrides, "done")
-  lines = [l for l in (sub / "train.log").read_text(errors="replace").splitlines() if l.strip()]
-  return Result(name, overrides, "failed", lines[-1].strip() if lines else f"exit status {rc}")
+  if stop.signum is not None:
+    return Result(name, overrides, "interrupted", f"stopped by {signal.Signals(stop.signum).name}")
+  err = error_line((sub / "train.log").read_text(errors="replace"))
+  return Result(name, overrides, "failed", err or f"exit status {rc}")
 
 
 def run_sweep(config_arg: str, points: list[dict], workdir: str | os.PathLike, parallel: int = 1,
               cwd: str | os.PathLike = ".", echo=print, train=TRAIN) -> list[Result]:
-  """Runs every point (``parallel`` at a time), then writes summary.csv and sweep.png."""
+  """Runs every point (``parallel`` at a time), then writes summary.csv and sweep.png.
+
+  On SIGINT or SIGTERM (handled when called from the main thread) the
+  running points are stopped, the rest not started, and the partial summary
+  written; the results then hold "interrupted" and "not run" points.
+  """
   if parallel < 1:
     raise ValueError(f"parallel: must be >= 1, got {parallel}")
   workdir = Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
-  with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-    futures = [pool.submit(run_point, config_arg, workdir, p, cwd, train) for p in points]
-    results = []
-    for f in futures:
-      r = f.result()
-      echo(f"[{len(results) + 1}/{len(points)}] {r.name}: {r.status} {r.error}".rstrip())
-      results.append(r)
+  stop = Stop()
+  handled = (signal.SIGINT, signal.SIGTERM)
+  main = threading.current_thread() is threading.main_thread()
+  previous = {s: signal.signal(s, stop.handle) for s in handled} if main else {}
+  try:
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+      futures = [pool.submit(run_point, config_arg, workdir, p, cwd, train, stop) for p in points]
+      results = []
+      for f in futures:
+        r = f.result()
+        echo(f"[{len(results) + 1}/{len(points)}] {r.name}: {r.status} {r.error}".rstrip())
+        results.append(r)
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+  if stop.signum is not None:
+    echo(f"sweep: stopped by {signal.Signals(stop.signum).name}; "
+         f"{sum(r.status == 'not run' for r in results)} point(s) not run; a rerun resumes")
   write_summary(workdir, results)
   plot_sweep(workdir, results)
   return results
