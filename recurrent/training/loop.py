@@ -246,6 +246,22 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
 def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> dict:
   """Restores the 'best' or 'latest' checkpoint (or a step number) and returns its eval metrics."""
+  setup, step, state = _restore(config, workdir, checkpoint)
+  metrics = setup.evaluator(state.params)
+  if setup.task.report is not None:
+    metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
+  setup.ckpt.close()
+  return {"step": step, **metrics}
+
+
+def restore_params(config, workdir: str | os.PathLike, checkpoint: str = "best"):
+  """(step, parameters) of the 'best' or 'latest' checkpoint (or a step number) of a run."""
+  setup, step, state = _restore(config, workdir, checkpoint)
+  setup.ckpt.close()
+  return step, state.params
+
+
+def _restore(config, workdir: str | os.PathLike, checkpoint: str):
   workdir = Path(workdir)
   task = get_task(config)  # fails on a bad config before anything is restored
   ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
@@ -266,8 +282,4 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   ckpt.close()
   setup = _Setup(config, workdir, read_only=True)
   state = setup.ckpt.restore(step, like=setup.initial_state())
-  metrics = setup.evaluator(state.params)
-  if setup.task.report is not None:
-    metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
-  setup.ckpt.close()
-  return {"step": step, **metrics}
+  return setup, step, state
