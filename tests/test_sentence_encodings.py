@@ -91,3 +91,19 @@ def test_experiment_encodes_every_sentence_and_scores_them(tmp_path):
   assert all(0.0 <= row[k] <= 1.0 for k in ("knn1", "knn10", "probe_sentiment", "probe_source"))
   assert "| mean | trained |" in exp.render([{"pooling": "mean", "encoder": "trained", "best_step": 3,
                                              "classifier_test_acc": 0.5, **row}])
+
+
+@pytest.mark.slow
+def test_experiment_end_to_end_on_made_up_data(tmp_path, monkeypatch):
+  """The whole binary: three smoke trainings through the harness, the features, the table files."""
+  from absl import flags
+  write_fake_data(tmp_path)
+  monkeypatch.setenv("RECURRENT_DATA_DIR", str(tmp_path))
+  flags.FLAGS([__file__, "--config=configs/sentiment.py:smoke", f"--workdir={tmp_path / 'enc'}"])
+  try:
+    exp.main(["sentence_encodings"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  table = (tmp_path / "enc" / "table.md").read_text()
+  assert all(f"| {p} | trained |" in table and f"| {p} | untrained |" in table for p in ("last", "mean", "max"))
+  assert (tmp_path / "enc" / "neighbours.txt").read_text().count("## ") == 3
