@@ -202,6 +202,9 @@ def to_torch(stack: Stack, params) -> Flat:
   for l, (layer, lp) in enumerate(zip(stack.layers, params)):
     cell = layer.cell
     H = cell.hidden_size
+    if layer.is_bidirectional and not (isinstance(lp, Mapping) and set(lp) == {"fw", "bw"}):
+      raise ValueError(f"params[{l}]: a bidirectional layer's parameters are {{'fw': ..., 'bw': ...}}, "
+                       f"got keys {sorted(lp) if isinstance(lp, Mapping) else type(lp).__name__}")
     for sfx, name in _directions(layer):
       p = _ours(cell, lp if name is None else lp[name])
       sd[f"weight_ih_l{l}{sfx}"] = np.ascontiguousarray(p["W_x"].T)

@@ -110,6 +110,8 @@ def test_torch_bad_input_names_the_key_and_shape():
   res = make_stack("gru", D, (H, H), residual=True)
   with pytest.raises(ValueError, match=r"stack.residual"):
     convert.to_torch(res, res.init(jax.random.key(0)))
+  with pytest.raises(ValueError, match=r"params\[0\]: a bidirectional layer's parameters are"):
+    convert.to_torch(stack, [stack.init(jax.random.key(0))[0]["fw"], stack.init(jax.random.key(0))[1]])
   bad_ours = stack.init(jax.random.key(0))
   bad_ours[0]["fw"] = {k: v for k, v in bad_ours[0]["fw"].items() if k != "b_hn"}
   with pytest.raises(ValueError, match=r"params: missing key 'b_hn' \(expected shape \(5,\)\)"):

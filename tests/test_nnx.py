@@ -69,6 +69,10 @@ def test_one_checkpoint_in_pure_linen_and_nnx_forms(cell):
   got_c, got_y = rnn(x, lengths)
   np.testing.assert_array_equal(got_y, want_y)
   jax.tree.map(np.testing.assert_array_equal, got_c, want_c)
+  zeros = rnn.initial_carries(B)                      # the carries' structure, shapes and dtypes, at zero
+  assert jax.tree.structure(zeros) == jax.tree.structure(got_c)
+  for z, c in zip(jax.tree.leaves(zeros), jax.tree.leaves(got_c)):
+    assert (z.shape, z.dtype) == (c.shape, c.dtype) and not np.any(z)
   linen = LinenRNN(cell, (6, 5), bidirectional=True)
   linen_vars = linen.init(jax.random.key(9), x, lengths)
   assert jax.tree.structure(linen_vars["params"]["stack"]) == jax.tree.structure(pure)
