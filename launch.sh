@@ -8,6 +8,7 @@
 #                                    configs/NAME.py and runs/NAME
 #   ./launch.sh sweep configs/NAME.py --workdir=DIR [--parallel=N]
 #   ./launch.sh bench [flags]        the speed benchmark (installs the [bench] extra, PyTorch, first)
+#   RECURRENT_ACCEL=cuda12 ./launch.sh ...   also installs JAX's CUDA 12 build (cuda13, tpu likewise)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,7 +33,7 @@ install() {
   echo "$want" > "$stamp"
 }
 
-install test
+install "test${RECURRENT_ACCEL:+,$RECURRENT_ACCEL}"   # RECURRENT_ACCEL=cuda12|cuda13|tpu: JAX's accelerator build
 
 cmd=${1:-gradient_decay}
 [ $# -gt 0 ] && shift

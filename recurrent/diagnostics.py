@@ -25,7 +25,9 @@ inside the loop body.
 A Flax model built on ``recurrent.nn.RNN`` (the models in
 ``recurrent/models.py``) is diagnosed unchanged: ``perturbed_apply`` intercepts
 the RNN module's call (``flax.linen.intercept_methods``) and runs the same
-stack, with the same parameters, through the perturbed scan.
+stack, with the same parameters, through the perturbed scan. A Flax NNX model
+built on ``recurrent.nnx.RNN`` is diagnosed the same way (``recurrent.nnx.intercept``);
+pass ``variables=None`` for it, as the NNX model holds its own parameters.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ import inspect
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from recurrent.cells.base import Cell
 from recurrent.layers import Stack
+from recurrent import nnx as rnnx
 from recurrent.nn import RNN
 
 Array = jax.Array
@@ -143,6 +147,8 @@ def perturbed_apply(model: nn.Module, variables, *args, deltas=None, **kwargs):
   padding lengths. Returns (the model's outputs, Trace).
   """
   traces = []
+  if isinstance(model, nnx.Module):
+    return _perturbed_nnx(model, variables, args, kwargs, deltas)
 
   def interceptor(next_fun, call_args, call_kwargs, context):
     module = context.module
@@ -165,6 +171,28 @@ def perturbed_apply(model: nn.Module, variables, *args, deltas=None, **kwargs):
     outputs = model.apply(variables, *args, **kwargs)
   if len(traces) != 1:
     raise ValueError(f"model: expected exactly one call of recurrent.nn.RNN, got {len(traces)}")
+  return outputs, traces[0]
+
+
+def _perturbed_nnx(model: nnx.Module, variables, args, kwargs, deltas):
+  """``perturbed_apply`` for a Flax NNX model calling one ``recurrent.nnx.RNN`` (``variables`` must be None)."""
+  if variables is not None:
+    raise ValueError("variables: an NNX model holds its own parameters; pass None")
+  traces = []
+
+  def run(module: rnnx.RNN, xs, lengths, initial_carries):
+    if lengths is not None:
+      raise ValueError("lengths: gradient diagnostics need full-length sequences, got lengths")
+    d = zero_deltas(module.stack, xs.shape[0], xs.shape[1]) if deltas is None else deltas
+    finals, ys, trajectories = stack_apply_with_deltas(module.stack, module.pure_params(), xs, d,
+                                                       initial_carries)
+    traces.append(Trace(module.stack, xs, trajectories))
+    return finals, ys
+
+  with rnnx.intercept(run):
+    outputs = model(*args, **kwargs)
+  if len(traces) != 1:
+    raise ValueError(f"model: expected exactly one call of recurrent.nnx.RNN, got {len(traces)}")
   return outputs, traces[0]
 
 

@@ -102,15 +102,29 @@ class SequenceClassifier(_Recurrent):
   pooling: str = "last"
 
   @nn.compact
-  def __call__(self, inputs, lengths=None, deterministic: bool = True):
-    if self.pooling not in POOLINGS:
-      raise ValueError(f"pooling: must be one of {POOLINGS}, got {self.pooling!r}")
+  def __call__(self, inputs, lengths=None, deterministic: bool = True, head: bool = True,
+               pooling: str | None = None):
+    """Logits [B, C]; with ``head=False`` the sentence encoding [B, H] the head reads (see ``encode``)."""
+    pooling = self.pooling if pooling is None else pooling
+    if pooling not in POOLINGS:
+      raise ValueError(f"pooling: must be one of {POOLINGS}, got {pooling!r}")
     x_BTD = self.embed_inputs(inputs)
     rnn = self.rnn()
     carries, ys_BTH = rnn(x_BTD, lengths, deterministic=deterministic)
     last_BH = final_hidden(self.stack(x_BTD.shape[-1]), carries)
-    z_BH = pool(ys_BTH, lengths, last_BH, self.pooling)
+    z_BH = pool(ys_BTH, lengths, last_BH, pooling)
+    if not head:
+      return z_BH
     return nn.Dense(self.num_outputs, name="head")(z_BH)
+
+  def encode(self, inputs, lengths=None, deterministic: bool = True, pooling: str | None = None):
+    """The sentence encoding [B, H] (seed 003): the pooled hidden states, padding excluded.
+
+    ``pooling`` defaults to the model's own (the vector its head reads); 'last',
+    'mean' or 'max' pools the same states another way. Call it as
+    ``model.apply(variables, x, lengths, method="encode")``.
+    """
+    return self(inputs, lengths, deterministic, head=False, pooling=pooling)
 
 
 class SequenceTagger(_Recurrent):

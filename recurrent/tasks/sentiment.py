@@ -19,6 +19,7 @@ accuracy; ``report`` adds test accuracy at the same parameters and writes
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,8 +48,25 @@ def classification_metrics(logits_BC: jax.Array, labels_B: jax.Array):
   return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (jnp.sum(correct_B), count)}
 
 
-def make_task(config, examples: list[Example]) -> Task:
-  """The task on given examples (tests pass made-up ones); the split is made here from ``config.task``."""
+class Data(NamedTuple):
+  """The split sentences, their token ids and labels, the vocabulary and the model (shared with experiments)."""
+
+  splits: dict        # split -> [Example]
+  ids: dict           # split -> [np.ndarray of token ids]
+  labels: dict        # split -> [N] int32
+  vocab: Vocab
+  model: SequenceClassifier
+
+  def batch(self, config, split: str, idx: np.ndarray) -> dict:
+    """Padded batch of the sentences ``idx`` of ``split`` (index -1: an empty row with label -1)."""
+    t = config.task
+    x, lengths = batching.pad(self.ids[split], idx, t.bucket, t.max_len, pad_value=0, dtype=np.int32)
+    y = np.where(idx >= 0, self.labels[split][np.maximum(idx, 0)], -1).astype(np.int32)
+    return {"inputs": x, "lengths": lengths, "labels": y}
+
+
+def prepare(config, examples: list[Example]) -> Data:
+  """Splits ``examples`` by ``config.task``, builds the vocabulary on train and the model."""
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
     batching.check_positive(f"task.{name}", t[name])
@@ -60,12 +78,18 @@ def make_task(config, examples: list[Example]) -> Task:
   labels = {name: np.array([e.label for e in exs], np.int32) for name, exs in splits.items()}
   model = SequenceClassifier(**rnn_kwargs(config.model), num_outputs=2, pooling=config.model.pooling,
                              vocab_size=len(vocab), embed_size=config.model.embed_size)
+  return Data(splits, ids, labels, vocab, model)
+
+
+def make_task(config, examples: list[Example]) -> Task:
+  """The task on given examples (tests pass made-up ones); the split is made here from ``config.task``."""
+  t = config.task
+  data = prepare(config, examples)
+  splits, ids, model = data.splits, data.ids, data.model
   order = batching.EpochOrder(len(ids["train"]), config.batch_size, config.seed)
 
   def make_batch(split, idx):
-    x, lengths = batching.pad(ids[split], idx, t.bucket, t.max_len, pad_value=0, dtype=np.int32)
-    y = np.where(idx >= 0, labels[split][np.maximum(idx, 0)], -1).astype(np.int32)
-    return {"inputs": x, "lengths": lengths, "labels": y}
+    return data.batch(config, split, idx)
 
   def split_batches(split):
     lengths = [len(s) for s in ids[split]]

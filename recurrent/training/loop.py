@@ -268,6 +268,24 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   The task's report (figures, samples) is written to ``evaluation_dir(workdir,
   step)``, never over the files of the training run.
   """
+  setup, step, state = _restore(config, workdir, checkpoint)
+  metrics = setup.evaluator(state.params)
+  if setup.task.report is not None:  # its figures go to their own folder, not over the run's
+    out = evaluation_dir(workdir, step)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics.update(setup.task.report(state.params, step, str(out)) or {})
+  setup.ckpt.close()
+  return {"step": step, **metrics}
+
+
+def restore_params(config, workdir: str | os.PathLike, checkpoint: str = "best"):
+  """(step, parameters) of the 'best' or 'latest' checkpoint (or a step number) of a run."""
+  setup, step, state = _restore(config, workdir, checkpoint)
+  setup.ckpt.close()
+  return step, state.params
+
+
+def _restore(config, workdir: str | os.PathLike, checkpoint: str):
   workdir = Path(workdir)
   task = get_task(config)  # fails on a bad config before anything is restored
   ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
@@ -288,10 +306,4 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   ckpt.close()
   setup = _Setup(config, workdir, read_only=True)
   state = workdir_lib.restore(setup.ckpt, step, like=setup.initial_state())
-  metrics = setup.evaluator(state.params)
-  if setup.task.report is not None:  # its figures go to their own folder, not over the run's
-    out = evaluation_dir(workdir, step)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics.update(setup.task.report(state.params, step, str(out)) or {})
-  setup.ckpt.close()
-  return {"step": step, **metrics}
+  return setup, step, state
