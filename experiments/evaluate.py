@@ -2,7 +2,8 @@
 
 Rebuilds the task from ``DIR/config.json``, restores the best checkpoint (by
 the task's eval metric; ``--checkpoint=latest`` or a step number instead) and
-prints the held-out metrics, also written to ``DIR/evaluate.json``.
+prints the held-out metrics, also written to ``DIR/evaluate.json``. Takes the
+multi-process flags of experiments.train (``./launch.sh evaluate --num_processes=N``).
 """
 
 import json
@@ -10,12 +11,14 @@ from pathlib import Path
 
 from absl import app, flags
 
+from recurrent.training import distributed
 from recurrent.training.loop import evaluate, load_config
 from recurrent.training.metrics import quiet_libraries
 
 flags.DEFINE_string("workdir", None, "a workdir written by experiments.train")
 flags.DEFINE_string("checkpoint", "best", "'best', 'latest' or a step number")
 flags.mark_flag_as_required("workdir")
+distributed.define_flags()
 FLAGS = flags.FLAGS
 
 
@@ -23,7 +26,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
+  distributed.initialize_from_flags()  # several processes: the split is shared out among them
   metrics = evaluate(load_config(FLAGS.workdir), FLAGS.workdir, FLAGS.checkpoint)
+  if not distributed.is_main():
+    return
   (Path(FLAGS.workdir) / "evaluate.json").write_text(json.dumps(metrics, indent=2) + "\n")
   print(f"checkpoint step {metrics.pop('step')} ({FLAGS.checkpoint}): "
         + "  ".join(f"{k} {v:.5g}" for k, v in sorted(metrics.items())))

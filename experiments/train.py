@@ -4,17 +4,24 @@ Overrides: ``--config.FIELD=VALUE`` (the config is locked, so a misspelled
 field or a value of the wrong type fails before anything runs). Restarting
 on a workdir with checkpoints resumes from the latest one; only
 ``--config.num_steps`` may differ from the run that created the workdir.
+
+Several processes (hosts) train one model when given ``--coordinator_address``,
+``--num_processes`` and ``--process_id`` (or ``--distributed`` on SLURM or a
+TPU pod slice; see recurrent/training/distributed.py and the README);
+``./launch.sh NAME --num_processes=N`` starts N of them on this machine.
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from recurrent.training import distributed
 from recurrent.training.loop import train_and_evaluate
 from recurrent.training.metrics import quiet_libraries
 
 config_flags.DEFINE_config_file("config", None, "configs/NAME.py[:ARG]", lock_config=True)
 flags.DEFINE_string("workdir", None, "directory for config.json, checkpoints, metrics and figures")
 flags.mark_flags_as_required(["config", "workdir"])
+distributed.define_flags()
 FLAGS = flags.FLAGS
 
 
@@ -22,7 +29,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
+  distributed.initialize_from_flags()  # before anything touches a device
   final = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  if not distributed.is_main():
+    return
   metrics = "  ".join(f"{k} {v:.5g}" for k, v in sorted(final["eval"].items()))
   print(f"done: step {final['step']}  eval {metrics}  (best step {final['best_step']})")
 

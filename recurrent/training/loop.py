@@ -30,6 +30,7 @@ from absl import logging
 
 from recurrent.tasks import Task, get_task
 from recurrent.training import checkpoint as checkpoint_lib
+from recurrent.training import distributed
 from recurrent.training import metrics as metrics_lib
 from recurrent.training import parallel
 from recurrent.training import state as state_lib
@@ -116,7 +117,7 @@ class Evaluator:
     for i, batch in enumerate(self.task.eval_batches()):
       if self.max_batches and i >= self.max_batches:
         break
-      per_batch.append(self.step(params, parallel.place_eval_batch(batch, self.mesh)))
+      per_batch.append(self.step(params, distributed.place_eval_batch(batch, self.mesh)))
     if not per_batch:
       raise ValueError("task.eval_batches: yielded no batches")
     return metrics_lib.mean_metrics(jax.device_get(per_batch))
@@ -135,7 +136,7 @@ class _Setup:
     check_config(config)
     self.task = get_task(config)
     self.tx = make_optimizer(config.optim, config.num_steps)
-    self.mesh = parallel.make_mesh(config.num_devices)
+    self.mesh = distributed.make_mesh(config.num_devices, config.batch_size)
     self.seed = config.seed
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
@@ -156,21 +157,33 @@ def _check_finite(state, ckpt) -> None:
         f"(step {ckpt.latest_step()}) is kept; lower optim.learning_rate or set optim.clip_norm.")
 
 
+def _report(task: Task, params, step: int, workdir: Path) -> dict:
+  """``task.report``'s scalars, computed (and its files written) by process 0, known to every process."""
+  if task.report is None:
+    return {}
+  report = lambda: {k: float(v) for k, v in
+                    (task.report(distributed.host_local(params), step, str(workdir)) or {}).items()}
+  return distributed.run_on_main(report, f"task.report at step {step}")
+
+
 def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics."""
   workdir = Path(workdir)
+  distributed.check_same_config(config_to_dict(config), config_diff)  # every process, one config
   workdir.mkdir(parents=True, exist_ok=True)
   setup = _Setup(config, workdir)  # bad values, an unknown task, missing data: before any compile
-  write_or_check_config(config, workdir)
+  distributed.run_on_main(lambda: write_or_check_config(config, workdir), "checking config.json")
   task, ckpt, mesh = setup.task, setup.ckpt, setup.mesh
   state = setup.initial_state()
 
-  logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
+  logging.info("mesh: %d device(s) (%s) on axis 'data', %d process(es)", mesh.size,
+               mesh.devices.flat[0].platform, jax.process_count())
   start = ckpt.latest_step() or 0
   if start:
     state = ckpt.restore(start, like=state)
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
-  writer = metrics_lib.MetricWriter(workdir, start)
+  writer = metrics_lib.MetricWriter(workdir, start) if distributed.is_main() else \
+      distributed.NullWriter()
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
                        out_shardings=parallel.replicated(mesh))
   best = None
@@ -187,7 +200,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     for step in range(start, num_steps):
       batch = task.train_batch(step)
       window_tokens.append(task.num_tokens(batch))
-      state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
+      state, metrics = train_step(state, distributed.shard_batch(batch, mesh))
       window_metrics.append(metrics)
       window_steps += 1
       done = step + 1
@@ -213,8 +226,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
       if evaluated:
         _check_finite(state, ckpt)
         eval_metrics = setup.evaluator(state.params)
-        if task.report is not None:
-          eval_metrics.update(task.report(state.params, done, str(workdir)) or {})
+        eval_metrics.update(_report(task, state.params, done, workdir))
         writer.write(done, "eval", eval_metrics)
         logging.info("eval at step %d: %s", done,
                      "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
@@ -238,8 +250,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     eval_metrics = setup.evaluator(state.params)
   final = {"step": num_steps, "eval": eval_metrics, "best_step": ckpt.best_step(),
            "best": {task.eval_metric: best}}
-  metrics_lib.plot_loss_curves(workdir, "loss")
-  (workdir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+  if distributed.is_main():
+    metrics_lib.plot_loss_curves(workdir, "loss")
+    (workdir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
   ckpt.close()
   return final
 
@@ -267,7 +280,6 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   setup = _Setup(config, workdir, read_only=True)
   state = setup.ckpt.restore(step, like=setup.initial_state())
   metrics = setup.evaluator(state.params)
-  if setup.task.report is not None:
-    metrics.update(setup.task.report(state.params, step, str(workdir)) or {})
+  metrics.update(_report(setup.task, state.params, step, workdir))
   setup.ckpt.close()
   return {"step": step, **metrics}
