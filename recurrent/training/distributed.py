@@ -133,10 +133,6 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   for name, v in (("distributed_timeout", timeout_s), ("heartbeat_timeout", heartbeat_timeout_s)):
     if not isinstance(v, int) or v < 1:
       raise ValueError(f"{name}: must be an integer >= 1 (seconds), got {v!r}")
-  from jax._src import xla_bridge  # the one check JAX itself makes, asked before it fails later
-  if xla_bridge.backends_are_initialized():
-    raise RuntimeError("distributed: jax.distributed.initialize must run before anything touches "
-                       "a device (jax.devices(), a jit, a device_put); call it first in main()")
   coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if not detect or None not in (coordinator_address, num_processes, process_id):
     host, port = check_topology(coordinator_address, num_processes, process_id)
@@ -144,6 +140,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                  num_processes, coordinator_address, timeout_s)
     if process_id != 0:
       wait_for_coordinator(host, port, coordinator_address, timeout_s)
+  from jax._src import xla_bridge  # the check JAX makes itself, asked first for a clearer message
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError("distributed: jax.distributed.initialize must run before anything touches "
+                       "a device (jax.devices(), a jit, a device_put); call it first in main()")
   jax.distributed.initialize(coordinator_address, num_processes, process_id,
                              initialization_timeout=timeout_s,
                              heartbeat_timeout_seconds=heartbeat_timeout_s,
