@@ -240,3 +240,57 @@ def test_without_flags_nothing_is_initialised(monkeypatch):
   monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
   assert distributed.initialize() is False
   assert not distributed.requested()
+
+
+CHILD = r'''
+import signal, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+i = int(args["process_id"])
+signal.signal(signal.SIGTERM, lambda *_: (print(f"child {i} got SIGTERM", flush=True), sys.exit(143)))
+print(f"child {i} of {args['num_processes']} at {args['coordinator_address']}", flush=True)
+if sys.argv[1] == "fail" and i == 1:
+  sys.exit(3)
+time.sleep(0 if sys.argv[1] == "ok" else 60)
+'''
+
+
+def launcher_run(tmp_path, mode, **kw):
+  (tmp_path / "child.py").write_text(CHILD)
+  return subprocess.Popen([sys.executable, "-m", "recurrent.training.launcher", "--num_processes=3",
+                           "--grace=5", "--", sys.executable, str(tmp_path / "child.py"), mode],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_launcher_passes_the_topology_and_prefixes_the_others(tmp_path):
+  out, _ = (p := launcher_run(tmp_path, "ok")).communicate(timeout=60)
+  assert p.returncode == 0, out
+  lines = out.splitlines()
+  port = next(l for l in lines if l.startswith("child 0 of 3 at 127.0.0.1:")).rsplit(":", 1)[1]
+  assert f"[process 1] child 1 of 3 at 127.0.0.1:{port}" in lines
+  assert f"[process 2] child 2 of 3 at 127.0.0.1:{port}" in lines
+  assert "launch: all 3 processes finished" in out
+
+
+def test_launcher_stops_the_others_when_one_fails(tmp_path):
+  t0 = time.monotonic()
+  out, _ = (p := launcher_run(tmp_path, "fail")).communicate(timeout=60)
+  assert p.returncode == 3, out
+  assert time.monotonic() - t0 < 30  # the others would sleep 60 s
+  assert "launch: process 1 exited with status 3; stopping the other 2" in out
+  assert "child 0 got SIGTERM" in out and "[process 2] child 2 got SIGTERM" in out
+
+
+def test_launcher_forwards_signals(tmp_path):
+  p = launcher_run(tmp_path, "wait")
+  try:
+    deadline = time.monotonic() + 30
+    seen = []
+    while sum(" of 3 at " in l for l in seen) < 3 and time.monotonic() < deadline:
+      seen.append(p.stdout.readline())
+    p.send_signal(signal.SIGTERM)
+    out = "".join(seen) + p.communicate(timeout=30)[0]
+  finally:
+    if p.poll() is None:
+      p.kill()
+  assert p.returncode == 128 + signal.SIGTERM, out
+  assert all(f"child {i} got SIGTERM" in out for i in range(3)), out

@@ -95,7 +95,7 @@ def test_sbatch_array_script_runs_one_point_per_task_and_skips_finished_ones(tmp
   assert [r.status for r in sweep.collect(d, POINTS)] == ["done", "done", "unfinished"]
 
 
-def test_the_sweep_binary_prints_writes_and_collects(tmp_path):
+def test_the_sweep_binary_prints_commands_and_collects(tmp_path):
   cfg = tmp_path / "tiny.py"
   cfg.write_text(CONFIG)
   d = tmp_path / "sweep"
@@ -108,9 +108,6 @@ def test_the_sweep_binary_prints_writes_and_collects(tmp_path):
   assert len(lines) == 3 and "--config.optim.learning_rate=5.0" in lines[2]
   for line in lines[:2]:
     subprocess.run(["bash", "-c", line], check=True, timeout=60)
-  written = subprocess.run(base + [f"--sbatch={tmp_path / 's.sbatch'}"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
-  assert written.returncode == 0 and "#SBATCH --array=0-2" in (tmp_path / "s.sbatch").read_text()
   collected = subprocess.run(base + ["--collect"], cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert collected.returncode == 1  # one point missing
   assert "[3/3] optim.learning_rate=5.0: missing" in collected.stdout, collected.stdout

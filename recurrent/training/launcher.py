@@ -109,7 +109,7 @@ def launch(command: list[str], num_processes: int, devices_per_process: int = 0,
   previous = {s: signal.signal(s, forward) for s in FORWARDED}
   try:
     failed = None
-    while any(p.poll() is None for p in procs):
+    while None in [p.poll() for p in procs]:  # every process polled (any() would stop early)
       if failed is None:
         bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
         if bad:
