@@ -15,9 +15,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
-from recurrent.training import distributed, launcher, loop
+from recurrent.training import distributed, launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/adding.py:smoke"
@@ -93,16 +94,18 @@ def wait_all(procs, logdir: Path, timeout: float) -> list[tuple[int, str]]:
   return [(p.returncode, (logdir / f"process{i}.log").read_text()) for i, p in enumerate(procs)]
 
 
-def final_params(workdir):
-  config = loop.load_config(workdir)
-  setup = loop._Setup(config, Path(workdir), read_only=True)
-  state = setup.ckpt.restore(setup.ckpt.latest_step(), like=setup.initial_state())
-  setup.ckpt.close()
-  return state
+def final_state(workdir) -> dict:
+  """The latest checkpoint read by Orbax alone (no harness code), as NumPy arrays."""
+  d = Path(workdir) / "checkpoints"
+  path = (d / str(max(int(p.name) for p in d.iterdir() if p.name.isdigit())) / "default").absolute()
+  ckpt = ocp.PyTreeCheckpointer()
+  tree = ckpt.metadata(path).item_metadata.tree
+  return ckpt.restore(path, restore_args=jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
 
 
-def flat(state) -> np.ndarray:
-  return np.concatenate([np.ravel(l) for l in jax.tree.leaves(state.params)])
+def flat(state: dict) -> np.ndarray:
+  return np.concatenate([np.ravel(l) for l in jax.tree.leaves(state["params"])])
 
 
 def train_records(workdir):
@@ -129,8 +132,8 @@ def test_two_processes_train_and_evaluate_like_one_process_with_four_devices(ref
     for k in ("loss", "grad_norm", "param_norm"):
       if k in ra:
         np.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, err_msg=f"{ra['split']} {k} at {ra['step']}")
-  sa, sb = final_params(d / "one"), final_params(d / "two")
-  assert int(sa.step) == int(sb.step) == OVERRIDES["num_steps"]
+  sa, sb = final_state(d / "one"), final_state(d / "two")
+  assert int(sa["step"]) == int(sb["step"]) == OVERRIDES["num_steps"]
   np.testing.assert_allclose(flat(sb), flat(sa), rtol=1e-4, atol=1e-6)
   fa = json.loads((d / "one" / "final.json").read_text())
   fb = json.loads((d / "two" / "final.json").read_text())
@@ -187,7 +190,23 @@ def test_sigkill_of_one_process_stops_the_others_and_a_restart_resumes(tmp_path)
   assert "resumed from" in again.stdout + again.stderr
   out, _ = reference.communicate(timeout=300)
   assert reference.returncode == 0, out[-3000:]
-  np.testing.assert_array_equal(flat(final_params(work)), flat(final_params(whole)))
+  np.testing.assert_array_equal(flat(final_state(work)), flat(final_state(whole)))
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_coordinator_stops_the_others(tmp_path):
+  procs = start(train_cmd(tmp_path / "w", {**LONG, "num_steps": 3000}), 2, 2, tmp_path)
+  deadline = time.monotonic() + 240
+  while not [p for p in (tmp_path / "w" / "checkpoints").glob("*") if p.name.isdigit()]:
+    assert all(p.poll() is None for p in procs), (tmp_path / "process0.log").read_text()[-3000:]
+    assert time.monotonic() < deadline, "no checkpoint within 240 s"
+    time.sleep(0.05)
+  procs[0].send_signal(signal.SIGKILL)
+  killed_at = time.monotonic()
+  (rc0, _), (rc1, log1) = wait_all(procs, tmp_path, timeout=90)
+  assert rc0 == -signal.SIGKILL
+  assert rc1 != 0 and time.monotonic() - killed_at < 60
+  assert "coordination service" in log1, log1[-3000:]
 
 
 @pytest.mark.slow
