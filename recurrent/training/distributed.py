@@ -144,10 +144,15 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if xla_bridge.backends_are_initialized():
     raise RuntimeError("distributed: jax.distributed.initialize must run before anything touches "
                        "a device (jax.devices(), a jit, a device_put); call it first in main()")
-  jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                             initialization_timeout=timeout_s,
-                             heartbeat_timeout_seconds=heartbeat_timeout_s,
-                             shutdown_timeout_seconds=timeout_s)
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=timeout_s,
+                               heartbeat_timeout_seconds=heartbeat_timeout_s,
+                               shutdown_timeout_seconds=timeout_s)
+  except ValueError as e:  # JAX's cluster detection found nothing to fill in the unset values
+    raise ValueError(f"distributed: JAX found no cluster (SLURM, Cloud TPU, Open MPI, Kubernetes) to "
+                     f"read the unset values from ({e}); pass --coordinator_address, "
+                     "--num_processes and --process_id") from e
   p, n = jax.process_index(), jax.process_count()
   logging.info("process %d/%d on %s: %d local device(s) of %d (%s); coordinator %s%s", p, n,
                socket.gethostname(), jax.local_device_count(), jax.device_count(),
