@@ -6,6 +6,9 @@
 #   ./launch.sh NAME [flags]         experiments/NAME.py if it exists, else experiments.train on
 #                                    configs/NAME.py; --config and --workdir default to
 #                                    configs/NAME.py and runs/NAME
+#   ./launch.sh NAME --num_processes=N [--devices_per_process=K] [flags]
+#                                    N processes of that run on this machine (jax.distributed on
+#                                    127.0.0.1; recurrent/training/launcher.py); K simulated CPU devices each
 #   ./launch.sh sweep configs/NAME.py --workdir=DIR [--parallel=N]
 #   ./launch.sh bench [flags]        the speed benchmark (installs the [bench] extra, PyTorch, first)
 #   RECURRENT_ACCEL=cuda12 ./launch.sh ...   also installs JAX's CUDA 12 build (cuda13, tpu likewise)
@@ -50,12 +53,16 @@ case "$cmd" in
     exec "$PY" -m experiments.benchmark "$@"
     ;;
   *)
-    args=("$@")
-    has_config=0; has_workdir=0
+    args=()
+    has_config=0; has_workdir=0; launcher=()
     for a in "$@"; do
       case "$a" in
         --config=*|--config) has_config=1 ;;
         --workdir=*|--workdir) has_workdir=1 ;;
+      esac
+      case "$a" in
+        --num_processes=*|--devices_per_process=*) launcher+=("$a") ;;
+        *) args+=("$a") ;;
       esac
     done
     if [ -f "experiments/$cmd.py" ]; then
@@ -71,6 +78,9 @@ case "$cmd" in
     fi
     if [ $has_workdir -eq 0 ]; then
       args=("--workdir=runs/$cmd" "${args[@]}")
+    fi
+    if [ ${#launcher[@]} -gt 0 ]; then
+      exec "$PY" -m recurrent.training.launcher "${launcher[@]}" -- "$PY" -m "$module" "${args[@]}"
     fi
     exec "$PY" -m "$module" "${args[@]}"
     ;;

@@ -12,11 +12,17 @@ instead of the latest (when the latest cannot be restored); the later
 checkpoints are moved to ``checkpoints_set_aside/``. A workdir without a
 checkpoint takes any config. One trainer at a time: a second one on the
 same workdir fails naming the pid that holds it.
+
+Several processes (hosts) train one model when given ``--coordinator_address``,
+``--num_processes`` and ``--process_id`` (or ``--distributed`` on SLURM or a
+TPU pod slice; see recurrent/training/distributed.py and the README);
+``./launch.sh NAME --num_processes=N`` starts N of them on this machine.
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from recurrent.training import distributed
 from recurrent.training.loop import train_and_evaluate
 from recurrent.training.metrics import quiet_libraries
 
@@ -27,6 +33,7 @@ flags.DEFINE_integer("restore_step", None, "resume from this checkpoint instead 
 flags.DEFINE_list("allow_config_change", [], "config fields (dotted) that may differ from the "
                   "workdir's config.json on this restart, e.g. optim.learning_rate")
 flags.mark_flags_as_required(["config", "workdir"])
+distributed.define_flags()
 FLAGS = flags.FLAGS
 
 
@@ -34,8 +41,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
+  distributed.initialize_from_flags()  # before anything touches a device
   final = train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.restore_step,
                              FLAGS.allow_config_change)
+  if not distributed.is_main():
+    return
   metrics = "  ".join(f"{k} {v:.5g}" for k, v in sorted(final["eval"].items()))
   print(f"done: step {final['step']}  eval {metrics}  (best step {final['best_step']})")
 

@@ -19,6 +19,7 @@ bitwise the same parameters as one that was never interrupted (on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from absl import logging
 
 from recurrent.tasks import Task, get_task
 from recurrent.training import checkpoint as checkpoint_lib
+from recurrent.training import distributed
 from recurrent.training import metrics as metrics_lib
 from recurrent.training import parallel
 from recurrent.training import state as state_lib
@@ -94,7 +96,7 @@ class Evaluator:
     for i, batch in enumerate(self.task.eval_batches()):
       if self.max_batches and i >= self.max_batches:
         break
-      per_batch.append(self.step(params, parallel.place_eval_batch(batch, self.mesh)))
+      per_batch.append(self.step(params, distributed.place_eval_batch(batch, self.mesh)))
     if not per_batch:
       raise ValueError("task.eval_batches: yielded no batches")
     return metrics_lib.mean_metrics(jax.device_get(per_batch))
@@ -113,7 +115,7 @@ class _Setup:
     check_config(config)
     self.task = get_task(config)
     self.tx = make_optimizer(config.optim, config.num_steps)
-    self.mesh = parallel.make_mesh(config.num_devices)
+    self.mesh = distributed.make_mesh(config.num_devices, config.batch_size)
     self.seed = config.seed
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
@@ -150,18 +152,31 @@ def _check_finite(state, ckpt) -> None:
         f"--config.optim.learning_rate=NEW --allow_config_change=optim.learning_rate.")
 
 
+def _report(task: Task, params, step: int, workdir: Path) -> dict:
+  """``task.report``'s scalars, computed (and its files written) by process 0, known to every process."""
+  if task.report is None:
+    return {}
+  report = lambda: {k: float(v) for k, v in
+                    (task.report(distributed.host_local(params), step, str(workdir)) or {}).items()}
+  return distributed.run_on_main(report, f"task.report at step {step}")
+
+
 def train_and_evaluate(config, workdir: str | os.PathLike, restore_step: int | None = None,
                        allow_config_change: tuple[str, ...] = ()) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics.
 
-  Holds the workdir's lock throughout (a second trainer fails "in use by pid
-  N"). ``restore_step`` resumes from that checkpoint instead of the latest,
-  moving the later ones to ``checkpoints_set_aside/``; ``allow_config_change``
-  names the fields that may differ from the run's config.json (see
-  ``recurrent.training.workdir``).
+  Process 0 holds the workdir's lock throughout (a second trainer fails "in
+  use by pid N"). ``restore_step`` resumes from that checkpoint instead of the
+  latest, moving the later ones to ``checkpoints_set_aside/``;
+  ``allow_config_change`` names the fields that may differ from the run's
+  config.json (see ``recurrent.training.workdir``).
   """
-  with workdir_lib.lock(workdir):
-    return _train_and_evaluate(config, Path(workdir), restore_step, tuple(allow_config_change))
+  workdir = Path(workdir)
+  distributed.check_same_config(config_to_dict(config), config_diff)  # every process, one config
+  workdir.mkdir(parents=True, exist_ok=True)
+  held = workdir_lib.lock(workdir) if distributed.is_main() else contextlib.nullcontext()
+  with held:
+    return _train_and_evaluate(config, workdir, restore_step, tuple(allow_config_change))
 
 
 def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change) -> dict:
@@ -172,18 +187,23 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
                      f"saved steps are {ckpt.all_steps()}")
   start = ckpt.latest_step() or 0 if restore_step is None else restore_step
   setup.check_shapes(config.optim, start)  # the model and the step, traced: before anything is written
-  write_or_check_config(config, workdir, start or None, allow_config_change, check_only=True)
+  distributed.run_on_main(lambda: write_or_check_config(
+      config, workdir, start or None, allow_config_change, check_only=True), "checking config.json")
   state = setup.initial_state()
   if start:  # a checkpoint that cannot be restored fails here, with the workdir unchanged
     state = workdir_lib.restore(ckpt, start, like=state)
-  write_or_check_config(config, workdir, start or None, allow_config_change)
-  if restore_step is not None and workdir_lib.set_aside_after(workdir, restore_step):
+  distributed.run_on_main(lambda: write_or_check_config(
+      config, workdir, start or None, allow_config_change), "writing config.json")
+  if restore_step is not None and distributed.run_on_main(
+      lambda: workdir_lib.set_aside_after(workdir, restore_step), "setting checkpoints aside"):
     ckpt.manager.reload()
 
-  logging.info("mesh: %d device(s) (%s) on axis 'data'", mesh.size, mesh.devices.flat[0].platform)
+  logging.info("mesh: %d device(s) (%s) on axis 'data', %d process(es)", mesh.size,
+               mesh.devices.flat[0].platform, jax.process_count())
   if start:
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
-  writer = metrics_lib.MetricWriter(workdir, start)
+  writer = metrics_lib.MetricWriter(workdir, start) if distributed.is_main() else \
+      distributed.NullWriter()
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
                        out_shardings=parallel.replicated(mesh))
   best = None
@@ -200,7 +220,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
     for step in range(start, num_steps):
       batch = task.train_batch(step)
       window_tokens.append(task.num_tokens(batch))
-      state, metrics = train_step(state, parallel.shard_batch(batch, mesh))
+      state, metrics = train_step(state, distributed.shard_batch(batch, mesh))
       window_metrics.append(metrics)
       window_steps += 1
       done = step + 1
@@ -226,8 +246,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       if evaluated:
         _check_finite(state, ckpt)
         eval_metrics = setup.evaluator(state.params)
-        if task.report is not None:
-          eval_metrics.update(task.report(state.params, done, str(workdir)) or {})
+        eval_metrics.update(_report(task, state.params, done, workdir))
         writer.write(done, "eval", eval_metrics)
         logging.info("eval at step %d: %s", done,
                      "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
@@ -251,8 +270,9 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
     eval_metrics = setup.evaluator(state.params)
   final = {"step": num_steps, "eval": eval_metrics, "best_step": ckpt.best_step(),
            "best": {task.eval_metric: best}}
-  metrics_lib.plot_loss_curves(workdir, "loss")
-  (workdir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+  if distributed.is_main():
+    metrics_lib.plot_loss_curves(workdir, "loss")
+    (workdir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
   ckpt.close()
   return final
 
@@ -272,8 +292,9 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   metrics = setup.evaluator(state.params)
   if setup.task.report is not None:  # its figures go to their own folder, not over the run's
     out = evaluation_dir(workdir, step)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics.update(setup.task.report(state.params, step, str(out)) or {})
+    if distributed.is_main():
+      out.mkdir(parents=True, exist_ok=True)
+    metrics.update(_report(setup.task, state.params, step, out))
   setup.ckpt.close()
   return {"step": step, **metrics}
 
