@@ -122,11 +122,16 @@ def test_apply_variants_without_base_smoke():
     base.apply_variants(config, "", flags=flags, choices={"two": base.Choice(("a",), print)})
 
 
-def test_a_restart_that_would_stretch_the_schedule_fails_saying_how_to_keep_it():
-  from recurrent.training.workdir import check_schedule_kept
+def test_a_restart_that_raises_num_steps_keeps_the_schedule_length(tmp_path):
+  import json
+
+  from recurrent.training.workdir import schedule_steps
   old = {"num_steps": 100, "optim": {"schedule": "cosine", "decay_steps": 0}}
-  with pytest.raises(ValueError, match=r"num_steps: 100 -> 200 .*--config.optim.decay_steps=100"):
-    check_schedule_kept(old, {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 0}})
-  check_schedule_kept(old, {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 100}})
-  const = {"num_steps": 100, "optim": {"schedule": "constant", "decay_steps": 0}}
-  check_schedule_kept(const, {**const, "num_steps": 300})
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  new = {"num_steps": 200, "optim": {"schedule": "cosine", "decay_steps": 0}}
+  assert schedule_steps(new, tmp_path, has_checkpoint=True) == 100      # the rate of planned steps kept
+  assert schedule_steps(new, tmp_path, has_checkpoint=False) == 200     # no checkpoint: a new run
+  assert schedule_steps({**new, "optim": {"schedule": "cosine", "decay_steps": 150}}, tmp_path,
+                        has_checkpoint=True) == 150
+  assert schedule_steps({**new, "optim": {"schedule": "constant", "decay_steps": 0}}, tmp_path,
+                        has_checkpoint=True) == 200

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from recurrent.models import rnn_kwargs
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, dropout_rngs
 
 Array = jax.Array
 
@@ -65,7 +65,7 @@ def build_task(config, problem: Problem) -> Task:
     return model.init(rng, example)["params"]
 
   def loss_fn(params, batch, rng):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = dropout_rngs(rng)
     outputs = model.apply({"params": params}, batch["inputs"], deterministic=rng is None,
                           rngs=rngs)
     return problem.loss(outputs, batch)

@@ -4,7 +4,7 @@ The trainer evaluates the held-out split it is given (``eval_batches``); the
 tables of the experiments also want train and test numbers at the same
 checkpoint. ``SplitEvaluator`` runs the task's own ``loss_fn`` (rng=None,
 deterministic) over any batches and divides summed totals by summed counts,
-in float64 on the host (``metrics.mean_metrics``, as the trainer's evaluator),
+in float64 on the host (``base.mean_metrics``, as the trainer's evaluator),
 so the average is over every token / step exactly.
 """
 
@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 import jax
 
-from recurrent.training import metrics as metrics_lib
+from recurrent.tasks.base import mean_metrics
 
 
 class SplitEvaluator:
@@ -27,4 +27,4 @@ class SplitEvaluator:
     per_batch = [self._metrics(params, batch) for batch in batches]  # one transfer at the end
     if not per_batch:
       raise ValueError("batches: yielded no batches")
-    return metrics_lib.mean_metrics(jax.device_get(per_batch))
+    return mean_metrics(jax.device_get(per_batch))

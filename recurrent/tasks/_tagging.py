@@ -19,13 +19,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from recurrent.data import batching
 from recurrent.data.vocab import Vocab
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.tasks._splits import SplitEvaluator
+from recurrent.tasks import base
 from recurrent.tasks.base import Task
 
 CASINGS = ("pad", "lower", "title", "upper", "digit", "other")  # ids 0..5
@@ -60,13 +60,7 @@ class WordTagger(nn.Module):
 
 def token_metrics(logits_BTC, tags_BT, lengths_B):
   """(mean CE over real tokens, {'loss', 'accuracy'} as (total, count)); t >= length is padding."""
-  mask_BT = time_mask(lengths_B, logits_BTC.shape[1])
-  safe_BT = jnp.where(mask_BT, tags_BT, 0)
-  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTC, safe_BT)
-  count = jnp.sum(mask_BT)
-  total = jnp.sum(jnp.where(mask_BT, ce_BT, 0.0))
-  correct = jnp.sum((jnp.argmax(logits_BTC, -1) == safe_BT) & mask_BT)
-  return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (correct, count)}
+  return base.token_metrics(logits_BTC, tags_BT, time_mask(lengths_B, logits_BTC.shape[1]))
 
 
 class TaggingData:
@@ -117,7 +111,7 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
       yield make_batch(split, idx)
 
   def logits_fn(params, batch, rng=None):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = base.dropout_rngs(rng)
     return model.apply({"params": params}, batch["words"], batch["casing"], batch["lengths"],
                        deterministic=rng is None, rngs=rngs)
 

@@ -17,9 +17,12 @@ split and reports total / count.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
 Array = jax.Array
 Batch = dict[str, Any]
@@ -58,3 +61,39 @@ class Task:
   def __post_init__(self):
     if self.eval_mode not in ("min", "max"):
       raise ValueError(f"eval_mode: must be 'min' or 'max', got {self.eval_mode!r}")
+
+
+def dropout_rngs(rng: Array | None) -> dict | None:
+  """The ``rngs`` of a Flax ``apply``: {"dropout": rng} in training, None in evaluation."""
+  return None if rng is None else {"dropout": rng}
+
+
+def token_metrics(logits_BTV: Array, targets_BT: Array, mask_BT: Array) -> tuple[Array, Metrics]:
+  """Masked token cross-entropy and accuracy: (mean loss over real tokens, {'loss', 'accuracy'}).
+
+  Positions where ``mask_BT`` is False (padding) count nowhere; their targets
+  may hold anything (they are replaced by 0 before the lookup).
+  """
+  safe_BT = jnp.where(mask_BT, targets_BT, 0)
+  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, safe_BT)
+  count = jnp.sum(mask_BT)
+  total = jnp.sum(jnp.where(mask_BT, ce_BT, 0.0))
+  correct = jnp.sum((jnp.argmax(logits_BTV, -1) == safe_BT) & mask_BT)
+  return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (correct, count)}
+
+
+def mean_metrics(batches: Iterable[Mapping[str, tuple]]) -> dict[str, float]:
+  """``{name: sum of totals / sum of counts}`` over batches of ``{name: (total, count)}``.
+
+  Totals and counts are summed on the host in float64: a float32 running sum
+  of per-token losses stops growing by small terms once it is large (at 2^24
+  ulp 2). A metric whose count is 0 over all batches (say, accuracy on the
+  changed bytes of a split that has none) has no mean and is left out, so
+  the JSONL and TensorBoard records simply lack it, as if never logged.
+  """
+  totals: dict[str, np.ndarray] = {}
+  for batch in batches:
+    for k, (t, c) in batch.items():
+      tc = np.array([t, c], np.float64)
+      totals[k] = totals[k] + tc if k in totals else tc
+  return {k: float(t / c) for k, (t, c) in totals.items() if c != 0}

@@ -34,7 +34,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 
 from recurrent import decoding
@@ -42,7 +41,8 @@ from recurrent.data import text
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.seq2seq import BOS, EOS, PAD
 from recurrent.tasks import _seq2seq
-from recurrent.tasks.base import Task
+from recurrent.layers import time_mask
+from recurrent.tasks.base import Task, dropout_rngs, token_metrics
 
 ARCHITECTURES = ("tagger", "encoder_decoder")
 SPECIALS = 3   # an encoder-decoder token is a byte + 3: ids 0, 1, 2 are PAD, BOS, EOS (recurrent.seq2seq)
@@ -56,19 +56,12 @@ def make_pair(crops_BT: np.ndarray, lengths_B: np.ndarray) -> dict:
 def case_metrics(logits_BTV, batch) -> tuple[jax.Array, dict]:
   """Mean cross-entropy over valid bytes and the (total, count) metrics."""
   inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
-  T = targets_BT.shape[1]
-  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  valid_BT = time_mask(lengths_B, targets_BT.shape[1])
   changed_BT = valid_BT & (inputs_BT != targets_BT)
-  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, targets_BT)
+  loss, metrics = token_metrics(logits_BTV, targets_BT, valid_BT)
   correct_BT = jnp.argmax(logits_BTV, -1) == targets_BT
-  n = jnp.sum(valid_BT)
-  total_ce = jnp.sum(jnp.where(valid_BT, ce_BT, 0.0))
-  metrics = {
-      "loss": (total_ce, n),
-      "accuracy": (jnp.sum(correct_BT & valid_BT), n),
-      "changed_accuracy": (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT)),
-  }
-  return total_ce / jnp.maximum(n, 1), metrics
+  metrics["changed_accuracy"] = (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT))
+  return loss, metrics
 
 
 def build(config) -> Task:
@@ -126,7 +119,7 @@ def make_tagger(config):
 
   def logits_fn(params, inputs_BT, lengths_B, rng=None):
     x_BTV = jax.nn.one_hot(inputs_BT, text.VOCAB_SIZE)
-    rngs = {"dropout": rng} if rng is not None else {}
+    rngs = dropout_rngs(rng)
     return model.apply({"params": params}, x_BTV, lengths_B, deterministic=rng is None, rngs=rngs)
 
   def init_params(rng):
@@ -146,7 +139,7 @@ def seq2seq_batch(batch) -> dict:
   """A case batch as token ids (byte + 3): src = the lowered crop, tgt_in = BOS y, tgt_out = y EOS."""
   inputs_BT, targets_BT, lengths_B = (jnp.asarray(batch[k]) for k in ("inputs", "targets", "lengths"))
   B, T = targets_BT.shape
-  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  valid_BT = time_mask(lengths_B, T)
   src_BT = jnp.where(valid_BT, inputs_BT + SPECIALS, PAD)
   tgt_BT = jnp.where(valid_BT, targets_BT + SPECIALS, PAD)
   tgt_in = jnp.concatenate([jnp.full((B, 1), BOS, tgt_BT.dtype), tgt_BT], 1)
@@ -162,7 +155,7 @@ def decoded_metrics(tokens_BT1, batch) -> dict:
   ``exact_match`` of whole crops (the L bytes then EOS). Rows of length 0 count for nothing."""
   inputs_BT, targets_BT, lengths_B = batch["inputs"], batch["targets"], batch["lengths"]
   T = targets_BT.shape[1]
-  valid_BT = jnp.arange(T)[None, :] < lengths_B[:, None]
+  valid_BT = time_mask(lengths_B, T)
   changed_BT = valid_BT & (inputs_BT != targets_BT)
   correct_BT = tokens_BT1[:, :T] == targets_BT + SPECIALS
   ends_B = jnp.take_along_axis(tokens_BT1, lengths_B[:, None], 1)[:, 0] == EOS

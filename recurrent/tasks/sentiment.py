@@ -32,7 +32,7 @@ from recurrent.data.sentiment import FOLDER, Example, load_sentences, stratified
 from recurrent.data.vocab import Vocab
 from recurrent.models import SequenceClassifier, rnn_kwargs
 from recurrent.tasks._splits import SplitEvaluator
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, dropout_rngs
 
 SPLITS = ("train", "valid", "test")
 
@@ -101,7 +101,7 @@ def make_task(config, examples: list[Example]) -> Task:
     return model.init(rng, x, jnp.ones((1,), jnp.int32))["params"]
 
   def loss_fn(params, batch, rng):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = dropout_rngs(rng)
     logits = model.apply({"params": params}, batch["inputs"], batch["lengths"],
                          deterministic=rng is None, rngs=rngs)
     return classification_metrics(logits, batch["labels"])

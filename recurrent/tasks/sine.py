@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent.models import SequenceClassifier, rnn_kwargs
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, dropout_rngs
 
 
 def windows(series: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +60,7 @@ def build(config) -> Task:
     return model.init(rng, jnp.zeros((1, t.window, 1)))["params"]
 
   def predict(params, x_BT1, rng=None):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = dropout_rngs(rng)
     return model.apply({"params": params}, x_BT1, deterministic=rng is None, rngs=rngs)
 
   def loss_fn(params, batch, rng):

@@ -114,12 +114,14 @@ class _Setup:
   def __init__(self, config, workdir: Path, read_only: bool = False):
     check_config(config)
     self.task = get_task(config)
-    self.tx = make_optimizer(config.optim, config.num_steps)
     self.mesh = distributed.make_mesh(config.num_devices, config.batch_size)
     self.seed = config.seed
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
                                            read_only=read_only)
+    steps = workdir_lib.schedule_steps(config_to_dict(config), workdir,
+                                       self.ckpt.latest_step() is not None)
+    self.tx = make_optimizer(config.optim, steps)
     self.evaluator = Evaluator(self.task, self.mesh, config.eval_batches)
 
   def initial_state(self) -> state_lib.TrainState:

@@ -21,28 +21,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import tensorboardX  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
+from recurrent.tasks.base import mean_metrics  # noqa: E402,F401 (the trainer's evaluator sums with it)
+
 
 def quiet_libraries() -> None:
   """Keeps Orbax's per-save INFO lines out of the absl log; its warnings and errors still show."""
   drop = lambda r: not ("/orbax/" in r.pathname and r.levelno < logging.WARNING)
   absl_logging.get_absl_handler().addFilter(drop)
-
-
-def mean_metrics(batches: Iterable[Mapping[str, tuple]]) -> dict[str, float]:
-  """``{name: sum of totals / sum of counts}`` over batches of ``{name: (total, count)}``.
-
-  Totals and counts are summed on the host in float64: a float32 running sum
-  of per-token losses stops growing by small terms once it is large (at 2^24
-  ulp 2). A metric whose count is 0 over all batches (say, accuracy on the
-  changed bytes of a split that has none) has no mean and is left out, so
-  the JSONL and TensorBoard records simply lack it, as if never logged.
-  """
-  totals: dict[str, np.ndarray] = {}
-  for batch in batches:
-    for k, (t, c) in batch.items():
-      tc = np.array([t, c], np.float64)
-      totals[k] = totals[k] + tc if k in totals else tc
-  return {k: float(t / c) for k, (t, c) in totals.items() if c != 0}
 
 
 def window_means(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:

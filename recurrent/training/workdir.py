@@ -83,23 +83,31 @@ def _describe(old: dict, new: dict, fields: Sequence[str]) -> str:
   return ", ".join(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in fields)
 
 
-def check_schedule_kept(old: dict, new: dict) -> None:
-  """A restart may change num_steps only where that leaves the learning rate of planned steps alone.
+def schedule_steps(config: dict, workdir: str | os.PathLike, has_checkpoint: bool) -> int:
+  """The length of the learning-rate schedule: a restart that raises num_steps keeps the original one.
 
-  A decaying schedule whose length is num_steps (``optim.decay_steps == 0``)
-  would be stretched: steps already planned, or already taken, would get
-  another learning rate. Such a restart fails saying how to keep the schedule.
+  ``optim.decay_steps`` when set; else, on a restart of a run with
+  checkpoints and a decaying schedule, the num_steps of the run that wrote
+  them (read from its config.json), so that no step already planned, or
+  taken, gets another learning rate (the steps past it keep the final rate;
+  set ``optim.decay_steps`` to choose another length); else num_steps.
   """
-  if old.get("num_steps") == new.get("num_steps"):
-    return
-  optim = new.get("optim", {})
-  if optim.get("schedule", "constant") != "constant" and not optim.get("decay_steps", 0):
-    raise ValueError(
-        f"num_steps: {old.get('num_steps')} -> {new.get('num_steps')} would stretch the "
-        f"{optim['schedule']!r} learning-rate schedule, which decays over num_steps, and change "
-        f"the learning rate of the steps already planned. To train on with the original "
-        f"schedule, add --config.optim.decay_steps={old.get('num_steps')} (the schedule's length; "
-        f"past it the rate stays at its final value); or start a new --workdir.")
+  optim = config.get("optim", {})
+  if optim.get("decay_steps", 0):
+    return optim["decay_steps"]
+  path = Path(workdir) / "config.json"
+  if optim.get("schedule", "constant") == "constant" or not has_checkpoint or not path.exists():
+    return config["num_steps"]
+  try:
+    planned = read_config(path)["num_steps"]
+  except (ValueError, KeyError):   # a damaged config.json is reported by write_config
+    return config["num_steps"]
+  if planned != config["num_steps"]:
+    logging.warning("num_steps %d -> %d: the %r schedule keeps its length of %d steps (the rate of "
+                    "the steps already planned is unchanged; later steps keep its final value); set "
+                    "optim.decay_steps to choose another length", planned, config["num_steps"],
+                    optim["schedule"], planned)
+  return planned
 
 
 def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
@@ -137,8 +145,6 @@ def write_config(new: dict, workdir: str | os.PathLike, latest_step: int | None,
     except ValueError as e:  # nothing to protect: it is replaced below
       logging.warning("%s; the workdir has no checkpoint, so it is replaced", e)
   if old is not None:
-    if latest_step is not None:
-      check_schedule_kept(old, new)
     changed = [k for k in diff(old, new) if k not in RESUMABLE_FIELDS]
     if check_only and (not changed or latest_step is None):
       return
