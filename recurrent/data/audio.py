@@ -143,12 +143,17 @@ def frame_params(rate: int, win_ms: float = 25.0, hop_ms: float = 10.0) -> tuple
 
 
 def log_mel(x_BN: Array, rate: int, n_mels: int = 40, win_ms: float = 25.0,
-            hop_ms: float = 10.0) -> Array:
-  """[B, N // R, M] log mel energies; frame t covers samples [(t+1)R - W, (t+1)R) (zeros before 0)."""
+            hop_ms: float = 10.0, pad: bool = True) -> Array:
+  """[B, N // R, M] log mel energies; frame t covers samples [(t+1)R - W, (t+1)R) (zeros before 0).
+
+  ``pad=False`` (streaming): the caller has put the W - R samples before the
+  signal in front of it, and every full window of ``x`` is a frame.
+  """
   win, hop, n_fft = frame_params(rate, win_ms, hop_ms)
   x_BN = jnp.asarray(x_BN, jnp.float32)
-  N = x_BN.shape[-1] // hop * hop
-  x_BN = jnp.pad(x_BN[..., :N], [(0, 0)] * (x_BN.ndim - 1) + [(win - hop, 0)])
+  if pad:
+    N = x_BN.shape[-1] // hop * hop
+    x_BN = jnp.pad(x_BN[..., :N], [(0, 0)] * (x_BN.ndim - 1) + [(win - hop, 0)])
   power_BTF = jnp.abs(stft(x_BN, win, hop, n_fft)) ** 2
   return jnp.log(power_BTF @ mel_filterbank(rate, n_fft, n_mels) + LOG_EPS)
 
