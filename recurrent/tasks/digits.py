@@ -258,7 +258,14 @@ def build(config) -> Task:
       return seq_loss(params, inner, k_model)
 
     def digits_of(tokens, length):
-      return [int(v) - 3 for v in tokens[:max(int(length) - 1, 0)] if v >= 3]
+      """The digits before EOS (a row cut at max_len has none)."""
+      out = []
+      for v in tokens[:int(length)]:
+        if v == EOS:
+          break
+        if v >= 3:
+          out.append(int(v) - 3)
+      return out
 
     def report(params, step, workdir):
       x, n = all_features()
