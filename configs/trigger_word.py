@@ -33,6 +33,7 @@ def get_config(arg=None):
   config.task.snr_min = 5.0            # dB of speech over the background, uniform in [min, max]
   config.task.snr_max = 30.0
   config.task.label_frames = 25        # output frames set to 1 after a trigger word ends (0.5 s)
+  config.task.min_trigger_gap_s = 1.0  # trigger-word ends at least this far apart (> label + merge gap)
   config.task.n_mels = 40
   config.task.num_test = 200           # held-out clips with words
   config.task.num_background = 60      # held-out clips of pure background (10 s each: 10 min)
@@ -67,6 +68,7 @@ def shrink(config):
   config.task.max_positives = 1
   config.task.max_negatives = 1
   config.task.label_frames = 5
+  config.task.min_trigger_gap_s = 0.2
   config.task.num_test = 6
   config.task.num_background = 2
   config.model.channels = 8

@@ -110,9 +110,10 @@ def test_trigger_clips_have_separate_words_and_targets(data_dir):
   rng = np.random.default_rng(0)
   for _ in range(5):
     x, pos, neg = speech.trigger_clip(rng, c, np.arange(len(c.clips)), c.noise_train, 7,
-                                      (5.0, 5.0), 3, 3)
+                                      (5.0, 5.0), 3, 3, min_trigger_gap_s=1.0)
     ends = sorted(pos + neg)
     assert len(x) == 40000 and all(b - a >= 2400 + 800 for a, b in zip(ends, ends[1:]))
+    assert all(b - a >= 8000 for a, b in zip(pos, pos[1:]))
   batch, ends = trigger_word.make_examples(np.random.default_rng(1), c, np.arange(len(c.clips)),
                                            c.noise_train, 8, cfg.task, model)
   for i in range(8):

@@ -177,13 +177,15 @@ def connected_digits(rng: np.random.Generator, corpus: Corpus, pool: np.ndarray,
 
 def trigger_clip(rng: np.random.Generator, corpus: Corpus, pool: np.ndarray, noises: tuple,
                  trigger: int, seconds: tuple = (5.0, 10.0), max_positives: int = 3,
-                 max_negatives: int = 3, snr_db: tuple = (5.0, 30.0), words: bool = True
-                 ) -> tuple[np.ndarray, list, list]:
+                 max_negatives: int = 3, snr_db: tuple = (5.0, 30.0), words: bool = True,
+                 min_trigger_gap_s: float = 0.0) -> tuple[np.ndarray, list, list]:
   """(waveform, end samples of the positives, end samples of the negatives) of one clip.
 
   Background: a random crop of 5-10 s. Then, when ``words``, 0..max_positives
   clips of the ``trigger`` digit and 0..max_negatives of the other digits,
-  each at a random free position (no overlaps, 100 ms apart).
+  each at a random free position (no overlaps, 100 ms apart; the ends of two
+  trigger words at least ``min_trigger_gap_s`` apart, so that their target
+  windows and detections stay separate).
   """
   n = int(rng.uniform(*seconds) * RATE)
   snr = rng.uniform(*snr_db)
@@ -202,7 +204,10 @@ def trigger_clip(rng: np.random.Generator, corpus: Corpus, pool: np.ndarray, noi
       clip = corpus.clips[k] * 10 ** (rng.uniform(-3.0, 3.0) / 20)
       for _ in range(20):  # a free slot; skip the word when none is found
         s = int(rng.integers(0, n - len(clip) + 1))
-        if all(s + len(clip) + sep <= a or s >= b + sep for a, b in taken):
+        free = all(s + len(clip) + sep <= a or s >= b + sep for a, b in taken)
+        if positive:
+          free &= all(abs(s + len(clip) - e) >= min_trigger_gap_s * RATE for e in ends_pos)
+        if free:
           taken.append((s, s + len(clip)))
           x[s:s + len(clip)] += clip
           (ends_pos if positive else ends_neg).append(s + len(clip))

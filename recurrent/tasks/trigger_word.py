@@ -52,7 +52,8 @@ def make_examples(rng: np.random.Generator, corpus, pool, noises, n: int, t, mod
   for i in range(n):
     w, pos, neg = data_lib.trigger_clip(rng, corpus, pool, noises, t.trigger,
                                         (t.min_seconds, t.max_seconds), t.max_positives,
-                                        t.max_negatives, (t.snr_min, t.snr_max), words)
+                                        t.max_negatives, (t.snr_min, t.snr_max), words,
+                                        t.min_trigger_gap_s)
     waves.append(w)
     ends.append(pos)
     for e in pos:
@@ -65,7 +66,9 @@ def make_examples(rng: np.random.Generator, corpus, pool, noises, n: int, t, mod
 @functools.lru_cache(maxsize=2)
 def _norm(data_dir: str, t_key: tuple, model_key: TriggerModel) -> tuple:
   """Per-band mean and std of the log-mel frames of a few training clips (fixed, for causality)."""
-  t = _Fields(dict(t_key))
+  # Drawn without the trigger spacing (it barely moves the statistics; the model of the README's
+  # run was trained with these exact values).
+  t = _Fields({**dict(t_key), "min_trigger_gap_s": 0.0})
   corpus = data_lib.load_corpus(data_dir)
   train, _ = data_lib.split_indices(corpus, "usual")
   batch, _ = make_examples(np.random.default_rng(NORM_SEED), corpus, train, corpus.noise_train,
@@ -81,7 +84,7 @@ class _Fields(dict):
 
 
 _DATA_KEYS = ("trigger", "min_seconds", "max_seconds", "max_positives", "max_negatives",
-              "snr_min", "snr_max", "label_frames")
+              "snr_min", "snr_max", "label_frames", "min_trigger_gap_s")
 
 
 def save_figure(path: Path, spec_TM: np.ndarray, target_U: np.ndarray, prob_U: np.ndarray,
