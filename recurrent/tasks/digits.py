@@ -108,7 +108,8 @@ def save_ctc_figure(path: Path, feats_TM: np.ndarray, probs_UV: np.ndarray, stac
   import matplotlib.pyplot as plt
   fig, (a0, a1) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
   T = feats_TM.shape[0]
-  a0.imshow(feats_TM.T, origin="lower", aspect="auto", cmap="magma", extent=(0, T / 100, 0, 40))
+  a0.imshow(feats_TM.T, origin="lower", aspect="auto", cmap="magma",
+             extent=(0, T / 100, 0, feats_TM.shape[1]))
   a0.set_ylabel("mel band")
   a0.set_title(f"reference {''.join(map(str, ref))}   best path {''.join(map(str, hyp))}",
                fontsize=10)
