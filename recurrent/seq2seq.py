@@ -8,6 +8,11 @@ Token conventions: id 0 is PAD, 1 is BOS, 2 is EOS (``PAD, BOS, EOS``); a
 source is [B, S] ids with ``src_len`` [B] (>= 1) real tokens; the decoder
 reads ``tgt_in`` = BOS y_1 .. y_n and predicts ``tgt_out`` = y_1 .. y_n EOS.
 
+Continuous sources (speech frames): with ``src_features`` = D > 0 the source
+is [B, S, D] float frames, projected to ``embed_size`` by a dense layer (the
+parameters ``src_embed`` = {W, b}) instead of looked up; ``src_vocab`` is
+then unused.
+
 Encoder: a (bidirectional, stacked) ``recurrent.layers.Stack`` over source
 embeddings, masked by ``src_len``. Its outputs k_1..k_S are the attention
 keys/values; its summary s = [h_fw(last); h_bw(first)] of the last layer is
@@ -108,6 +113,7 @@ class Seq2Seq:
   input_feeding: bool = False
   bridge: str = "auto"
   dropout: float = 0.0            # between encoder layers and on h~, in training
+  src_features: int = 0           # > 0: the source is [B, S, src_features] frames, not ids
 
   def __post_init__(self):
     for name in ("src_vocab", "tgt_vocab", "embed_size", "output_size"):
@@ -168,8 +174,10 @@ class Seq2Seq:
     ks = jax.random.split(key, 8)
     lecun = jax.nn.initializers.lecun_normal()
     cells = self.decoder_cells
+    src_embed = (_dense_init(ks[0], self.src_features, self.embed_size) if self.src_features
+                 else jax.random.normal(ks[0], (self.src_vocab, self.embed_size)) * 0.1)
     params = {
-        "src_embed": jax.random.normal(ks[0], (self.src_vocab, self.embed_size)) * 0.1,
+        "src_embed": src_embed,
         "tgt_embed": jax.random.normal(ks[1], (self.tgt_vocab, self.embed_size)) * 0.1,
         "encoder": self.encoder.init(ks[2]),
         "decoder": self.decoder.init(ks[3]),
@@ -194,16 +202,22 @@ class Seq2Seq:
              rng: Array | None = None) -> tuple[Memory, DecoderCarry]:
     """Runs the encoder; returns the decoder's memory and initial carry."""
     src_BS = jnp.asarray(src_BS)
-    if src_BS.ndim != 2:
+    if self.src_features:
+      if src_BS.ndim != 3 or src_BS.shape[2] != self.src_features:
+        raise ValueError(f"src: expected [B, S, {self.src_features}] frames, got shape "
+                         f"{tuple(src_BS.shape)}")
+    elif src_BS.ndim != 2:
       raise ValueError(f"src: expected [B, S] token ids, got shape {tuple(src_BS.shape)}")
     if src_BS.shape[1] == 0:
       raise ValueError("src: the source is empty (S = 0); every sentence needs a token")
-    check_tokens("src", src_BS, self.src_vocab)
+    if not self.src_features:
+      check_tokens("src", src_BS, self.src_vocab)
     src_len_B = jnp.asarray(src_len_B)
     if _is_concrete(src_len_B) and src_len_B.size and int(src_len_B.min()) < 1:
       raise ValueError(f"src_len: every source needs at least one token, got a length of "
                        f"{int(src_len_B.min())}")
-    x_BSD = params["src_embed"][src_BS]
+    x_BSD = (_dense(params["src_embed"], src_BS) if self.src_features
+             else params["src_embed"][src_BS])
     carries, keys_BSE = self.encoder.apply(params["encoder"], x_BSD, src_len_B, rng=rng)
     last = carries[-1]
     cell = self.encoder.layers[-1].cell

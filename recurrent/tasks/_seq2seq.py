@@ -57,14 +57,16 @@ def check_decode_config(d) -> None:
                      f"got {d.length_penalty!r}")
 
 
-def build_model(config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+def build_model(config, src_vocab: int, tgt_vocab: int, src_features: int = 0) -> Seq2Seq:
+  """The config's Seq2Seq; ``src_features`` > 0 for a source of frames (speech) instead of ids."""
   check_model_config(config)
   m = config.model
   return Seq2Seq(src_vocab=src_vocab, tgt_vocab=tgt_vocab, embed_size=m.embed_size, cell=m.cell,
                  encoder_sizes=tuple(m.hidden_sizes), bidirectional=m.bidirectional,
                  decoder_sizes=tuple(m.decoder_sizes), attention=m.attention,
                  attn_size=m.attn_size, output_size=m.output_size,
-                 input_feeding=m.input_feeding, bridge=m.bridge, dropout=m.dropout)
+                 input_feeding=m.input_feeding, bridge=m.bridge, dropout=m.dropout,
+                 src_features=src_features)
 
 
 def teacher_forcing_ratio(config, step: int) -> np.float32:
