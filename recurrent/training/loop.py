@@ -113,13 +113,24 @@ class Evaluator:
 
   def __call__(self, params) -> dict:
     per_batch = []  # on the device until the split is done: one transfer, no sync per batch
+    carry = None    # a stateful task's state, carried through the split in order
     for i, batch in enumerate(self.task.eval_batches()):
       if self.max_batches and i >= self.max_batches:
         break
-      per_batch.append(self.step(params, parallel.place_eval_batch(batch, self.mesh)))
+      batch = parallel.place_eval_batch(batch, self.mesh)
+      if self.task.initial_carry is None:
+        per_batch.append(self.step(params, batch))
+        continue
+      if carry is None:
+        carry = self.task.initial_carry(len(jax.tree.leaves(batch)[0]))
+      metrics, carry = self.step(params, batch, carry)
+      per_batch.append(metrics)
     if not per_batch:
       raise ValueError("task.eval_batches: yielded no batches")
-    return metrics_lib.mean_metrics(jax.device_get(per_batch))
+    means = metrics_lib.mean_metrics(jax.device_get(per_batch))
+    if self.task.derived_metrics is not None:
+      means.update(self.task.derived_metrics(means))
+    return means
 
 
 def _eta(seconds: float) -> str:
@@ -136,7 +147,7 @@ class _Setup:
     self.task = get_task(config)
     self.tx = make_optimizer(config.optim, config.num_steps)
     self.mesh = parallel.make_mesh(config.num_devices)
-    self.seed = config.seed
+    self.seed, self.batch_size = config.seed, config.batch_size
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
                                            read_only=read_only)
@@ -144,7 +155,8 @@ class _Setup:
 
   def initial_state(self) -> state_lib.TrainState:
     """The step-0 state, replicated over the mesh (the first compile)."""
-    return parallel.replicate(state_lib.init_state(self.task, self.tx, self.seed), self.mesh)
+    return parallel.place_state(
+        state_lib.init_state(self.task, self.tx, self.seed, self.batch_size), self.mesh)
 
 
 def _check_finite(state, ckpt) -> None:
@@ -172,7 +184,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
   writer = metrics_lib.MetricWriter(workdir, start)
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
-                       out_shardings=parallel.replicated(mesh))
+                       out_shardings=(parallel.state_shardings(mesh), parallel.replicated(mesh)))
   best = None
   best_step = ckpt.best_step()
   if best_step is not None and ckpt.manager.metrics(best_step):
