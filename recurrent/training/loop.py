@@ -122,7 +122,7 @@ class Evaluator:
         per_batch.append(self.step(params, batch))
         continue
       if carry is None:
-        carry = self.task.initial_carry(len(jax.tree.leaves(batch)[0]))
+        carry = self.task.initial_carry(next(x.shape[0] for x in jax.tree.leaves(batch) if x.ndim))
       metrics, carry = self.step(params, batch, carry)
       per_batch.append(metrics)
     if not per_batch:
