@@ -15,7 +15,8 @@ Metrics per token: ``nll`` (nats), ``<bits_name>`` (nll / ln 2), accuracy;
 exceeds log(float32 max) ~ 88.7, where perplexity overflows, counts as
 non-finite: the trainer stops there naming the step, as it does for NaN.
 
-The report scores the test split the same way (``test_nll``, ``test_ppl``)
+The report scores the test split the same way (``test_nll``, ``test_ppl``;
+its first ``config.eval_batches`` windows when that is > 0, as for valid)
 and samples ``sample_len`` tokens after ``prompt`` at each temperature
 through ``recurrent.decoding`` (0 = greedy), appended to
 ``<workdir>/samples.txt``.
@@ -121,7 +122,9 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
   def score(params, ids) -> dict:
     """{nll, ppl} of a split with the state carried over it (as the trainer's Evaluator)."""
     carry, totals = model.initial_carries(E), np.zeros(2)
-    for batch in stream.eval_windows(ids, E, T):
+    for i, batch in enumerate(stream.eval_windows(ids, E, T)):
+      if config.eval_batches and i >= config.eval_batches:  # the limit the valid split has
+        break
       metrics, carry = eval_step(params, batch, carry)
       totals += np.asarray(jax.device_get(metrics["nll"]), np.float64)
     nll = totals[0] / totals[1]
