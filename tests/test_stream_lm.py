@@ -383,3 +383,20 @@ def test_config_variants_are_the_paper_section_4_1():
           large.task.corpus, large.model.tie_weights, large.model.variational) == \
       ((1500, 1500), 10.0, 0.65, "wikitext2", True, True)
   assert large.optim.steps_per_epoch == (2_088_628 // 20 - 1) // 35
+
+
+def test_regularisation_options_train_through_the_harness(corpus, tmp_path):
+  """Tying, locked (variational) dropout and embedding dropout: a few steps, finite, deterministic eval."""
+  config = config_for(corpus, **{"model.tie_weights": True, "model.variational": True,
+                                 "model.embed_dropout": 0.1, "model.dropout": 0.3})
+  final = loop.train_and_evaluate(config, tmp_path / "run")
+  assert math.isfinite(final["eval"]["ppl"]) and math.isfinite(final["eval"]["test_ppl"])
+  task = get_task(config)
+  params = final_state(config, tmp_path / "run").params
+  assert "W" not in params["head"]                                  # tied: no softmax matrix
+  batch = task.train_batch(0)
+  carry = task.initial_carry(8)
+  a = task.loss_fn(params, batch, jax.random.key(0), carry)[0]
+  b = task.loss_fn(params, batch, jax.random.key(1), carry)[0]
+  c = task.loss_fn(params, batch, None, carry)[0]
+  assert float(a) != float(b) and float(c) == float(task.loss_fn(params, batch, None, carry)[0])
