@@ -127,6 +127,7 @@ def set_corpus(config, corpus: str) -> None:
 def shrink(config):
   config.task.seq_len = 5
   config.task.sample_len = 5
+  config.task.temperatures = (1.0,)     # one sampler to compile
   config.task.epochs = 1
   config.model.embed_size = 16
   config.model.hidden_sizes = (16, 16)

@@ -268,13 +268,14 @@ def test_smoke_trains_and_resumes_mid_epoch_bitwise(corpus, tmp_path):
   loop.train_and_evaluate(config(30), tmp_path / "straight")
   assert_states_equal(final_state(config(30), tmp_path / "resumed"),
                       final_state(config(30), tmp_path / "straight"))
-  assert (tmp_path / "straight" / "samples.txt").read_text().count("temperature") == 3 * 2
+  assert (tmp_path / "straight" / "samples.txt").read_text().count("temperature 1.0") == 2
   ev = records(tmp_path / "straight", "eval")
   assert [r["step"] for r in ev] == [15, 30] and all("test_ppl" in r for r in ev)
 
 
+@pytest.mark.slow  # the in-process mid-epoch resume above stays in the default suite
 def test_sigkill_mid_epoch_then_restart_is_bitwise_the_uninterrupted_run(corpus, tmp_path):
-  over = {"num_steps": 400, "checkpoint_every": 10, "log_every": 100, "eval_every": 200,
+  over = {"num_steps": 200, "checkpoint_every": 10, "log_every": 100, "eval_every": 100,
           "keep_checkpoints": 2, "task.path": str(corpus), "task.prompt": "the cat"}
   killed = tmp_path / "killed"
   cmd = [sys.executable, "-m", "experiments.train", "--config=configs/ptb.py:smoke",
@@ -297,7 +298,7 @@ def test_sigkill_mid_epoch_then_restart_is_bitwise_the_uninterrupted_run(corpus,
   if (killed / "final.json").exists():
     pytest.fail("the run finished before it was killed; raise num_steps")
   resumed_from = Checkpoints(ckpts, 2, "nll", "min", read_only=True).latest_step()
-  assert 0 < resumed_from < 400
+  assert 0 < resumed_from < 200
 
   config = config_for(corpus, **{k: v for k, v in over.items() if not k.startswith("task.")})
   loop.train_and_evaluate(config, killed)
