@@ -53,8 +53,8 @@ def state_shardings(mesh: Mesh):
 
 def place_state(state, mesh: Mesh):
   """The train state on the mesh: replicated, except the carry, split over 'data' like the batch."""
-  return state._replace(**{k: v for k, v in replicate(state, mesh)._asdict().items() if k != "carry"},
-                        carry=shard_batch(state.carry, mesh, "state.carry"))
+  return replicate(state._replace(carry=()), mesh)._replace(
+      carry=shard_batch(state.carry, mesh, "state.carry"))
 
 
 def shard_batch(batch, mesh: Mesh, name: str = "batch"):
