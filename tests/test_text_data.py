@@ -116,27 +116,3 @@ def test_consecutive_crops_partition_the_data():
 def test_steps_per_epoch():
   assert text.steps_per_epoch(1000, 4, 10, 30) == 13       # ceil(1000 / (4 * 20))
   assert text.steps_per_epoch(10, 32, 10, 100) == 1
-
-
-def test_lm_windows_shift_by_one():
-  data = np.arange(1, 101, dtype=np.uint8)
-  x, y = text.lm_windows(data, 1, 2, batch_size=5, num_steps=10)
-  assert x.shape == y.shape == (5, 10)
-  np.testing.assert_array_equal(y, x + 1)                     # the next byte of this data
-  np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
-  assert x.min() >= 1 and y.max() <= 100
-
-
-@pytest.mark.parametrize("num_steps,warmup", [(7, 0), (7, 3), (10, 25), (100, 5)])
-def test_lm_eval_windows_score_every_prediction_once_after_its_context(num_steps, warmup):
-  data = np.arange(1, 51, dtype=np.uint8)    # distinct bytes
-  x, y, w = text.lm_eval_windows(data, num_steps, warmup)
-  assert x.shape == y.shape == w.shape and x.shape[1] == num_steps + warmup
-  scored = y[w > 0]
-  np.testing.assert_array_equal(np.sort(scored), data[1:])   # every target i >= 1 once
-  for xr, yr, wr in zip(x, y, w):
-    valid = yr != text.PAD
-    np.testing.assert_array_equal(yr[valid], xr[valid] + 1)   # contiguous text, shifted by one
-    first = int(np.argmax(wr > 0))
-    assert first == min(warmup, int(xr[first]) - 1)         # context: all of it, or the book's start
-    assert (wr[first:] > 0).sum() == valid[first:].sum()

@@ -12,6 +12,19 @@ resumed run sees exactly the batches an uninterrupted run would.
 Metrics are (total, count) pairs so that evaluation over many batches of
 unequal size averages exactly: the trainer sums totals and counts over the
 split and reports total / count.
+
+A *stateful* task (truncated BPTT over a long stream: language models) sets
+``initial_carry``. Its ``loss_fn`` then takes the carry and returns the carry
+after the batch as well,
+
+    loss_fn(params, batch, rng, carry) -> (loss, (metrics, carry))
+
+and the trainer threads it: the carry after step k (gradient stopped) is the
+carry given to step k + 1; it lives in ``TrainState.carry`` and is
+checkpointed with the parameters. The task resets it where its data say so
+(a flag in the batch at an epoch start). Evaluation starts from
+``initial_carry(B)`` and carries the state through ``eval_batches()`` in
+order, so those must be consecutive windows of the held-out streams.
 """
 
 from __future__ import annotations
@@ -47,6 +60,10 @@ class Task:
     report: optional (params, step, workdir) -> dict of extra scalars; called
       at each evaluation for samples, figures or metrics that need Python
       (BLEU, F1). Runs outside jit.
+    initial_carry: optional batch_size -> the zero carry of a stateful task
+      (see the module docstring); None for a stateless one.
+    derived_metrics: optional {name: mean} -> {name: value}, scalars that are
+      not means (perplexity = exp(mean loss)), added to each evaluation's.
   """
 
   init_params: Callable[[Array], Any]
@@ -57,6 +74,8 @@ class Task:
   eval_metric: str = "loss"
   eval_mode: str = "min"
   report: Callable[[Any, int, str], dict] | None = None
+  initial_carry: Callable[[int], Any] | None = None
+  derived_metrics: Callable[[dict], dict] | None = None
 
   def __post_init__(self):
     if self.eval_mode not in ("min", "max"):

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import ml_collections
 from absl import logging
 
@@ -93,13 +94,24 @@ class Evaluator:
 
   def __call__(self, params) -> dict:
     per_batch = []  # on the device until the split is done: one transfer, no sync per batch
+    carry = None    # a stateful task's state, carried through the split in order
     for i, batch in enumerate(self.task.eval_batches()):
       if self.max_batches and i >= self.max_batches:
         break
-      per_batch.append(self.step(params, distributed.place_eval_batch(batch, self.mesh)))
+      batch = distributed.place_eval_batch(batch, self.mesh)
+      if self.task.initial_carry is None:
+        per_batch.append(self.step(params, batch))
+        continue
+      if carry is None:
+        carry = self.task.initial_carry(next(x.shape[0] for x in jax.tree.leaves(batch) if x.ndim))
+      metrics, carry = self.step(params, batch, carry)
+      per_batch.append(metrics)
     if not per_batch:
       raise ValueError("task.eval_batches: yielded no batches")
-    return metrics_lib.mean_metrics(jax.device_get(per_batch))
+    means = metrics_lib.mean_metrics(jax.device_get(per_batch))
+    if self.task.derived_metrics is not None:
+      means.update(self.task.derived_metrics(means))
+    return means
 
 
 def _eta(seconds: float) -> str:
@@ -115,7 +127,7 @@ class _Setup:
     check_config(config)
     self.task = get_task(config)
     self.mesh = distributed.make_mesh(config.num_devices, config.batch_size)
-    self.seed = config.seed
+    self.seed, self.batch_size = config.seed, config.batch_size
     self.ckpt = checkpoint_lib.Checkpoints(workdir / "checkpoints", config.keep_checkpoints,
                                            self.task.eval_metric, self.task.eval_mode,
                                            read_only=read_only)
@@ -126,7 +138,8 @@ class _Setup:
 
   def initial_state(self) -> state_lib.TrainState:
     """The step-0 state, replicated over the mesh (the first compile)."""
-    return parallel.replicate(state_lib.init_state(self.task, self.tx, self.seed), self.mesh)
+    return parallel.place_state(
+        state_lib.init_state(self.task, self.tx, self.seed, self.batch_size), self.mesh)
 
   def check_shapes(self, optim, step: int) -> None:
     """Traces init, one train step and one eval step (``jax.eval_shape``: no compile, no FLOPs).
@@ -135,13 +148,16 @@ class _Setup:
     a batch that does not divide over the devices) fails here, before the
     workdir is written to.
     """
-    state = jax.eval_shape(lambda: state_lib.init_state(self.task, self.tx, self.seed))
-    batch = parallel.shard_batch(self.task.train_batch(step), self.mesh)
+    state = jax.eval_shape(
+        lambda: state_lib.init_state(self.task, self.tx, self.seed, self.batch_size))
+    batch = distributed.shard_batch(self.task.train_batch(step), self.mesh)
     jax.eval_shape(state_lib.make_train_step(self.task, self.tx, optim), state, batch)
     eval_batch = next(iter(self.task.eval_batches()), None)
     if eval_batch is None:
       raise ValueError("task.eval_batches: yielded no batches (is the held-out split empty?)")
-    jax.eval_shape(state_lib.make_eval_step(self.task), state.params, eval_batch)
+    carry = () if self.task.initial_carry is None else (
+        self.task.initial_carry(next(x.shape[0] for x in jax.tree.leaves(eval_batch) if np.ndim(x))),)
+    jax.eval_shape(state_lib.make_eval_step(self.task), state.params, eval_batch, *carry)
 
 
 def _check_finite(state, ckpt) -> None:
@@ -207,7 +223,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   writer = metrics_lib.MetricWriter(workdir, start) if distributed.is_main() else \
       distributed.NullWriter()
   train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
-                       out_shardings=parallel.replicated(mesh))
+                       out_shardings=(parallel.state_shardings(mesh), parallel.replicated(mesh)))
   best = None
   best_step = ckpt.best_step()
   if best_step is not None and ckpt.manager.metrics(best_step):

@@ -12,6 +12,12 @@
         clip_value=0.0,         # clip each gradient entry to [-v, v] when > 0
     ))
 
+The schedule ``epoch_decay`` (Zaremba et al. 2014) needs three more fields,
+which only configs that use it define: ``steps_per_epoch``,
+``decay_after_epochs`` (E) and ``decay_rate`` (r); the rate of 0-based epoch
+e = step // steps_per_epoch is ``learning_rate * r ** max(e + 1 - E, 0)``:
+E epochs at the full rate, then one factor r per epoch.
+
 The chain is: clip by value, clip by global norm, then for "adamw" the Adam
 scaling followed by decoupled weight decay (g + wd * p after the moments), and
 for every other optimiser the L2 penalty added to the gradient first (wd * p
@@ -25,7 +31,7 @@ from __future__ import annotations
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "epoch_decay")
 
 
 def make_schedule(optim, total_steps: int) -> optax.Schedule:
@@ -41,6 +47,18 @@ def make_schedule(optim, total_steps: int) -> optax.Schedule:
       raise ValueError(f"optim.warmup_steps: the warmup_cosine schedule needs fewer warmup steps "
                        f"than num_steps={total_steps}, got {optim.warmup_steps}")
     return optax.warmup_cosine_decay_schedule(0.0, lr, optim.warmup_steps, max(total_steps, 1))
+  if optim.schedule == "epoch_decay":
+    for field in ("steps_per_epoch", "decay_after_epochs"):
+      if field not in optim or not isinstance(optim[field], int) or optim[field] < 1:
+        raise ValueError(f"optim.{field}: the epoch_decay schedule needs an integer >= 1, "
+                         f"got {optim.get(field, '<absent>')!r}")
+    if "decay_rate" not in optim or not 0 < optim.decay_rate <= 1:
+      raise ValueError(f"optim.decay_rate: the epoch_decay schedule needs a rate in (0, 1], "
+                       f"got {optim.get('decay_rate', '<absent>')!r}")
+    S = optim.steps_per_epoch
+    return optax.exponential_decay(lr, transition_steps=S, decay_rate=optim.decay_rate,
+                                   transition_begin=(optim.decay_after_epochs - 1) * S,
+                                   staircase=True)
   raise ValueError(f"optim.schedule: must be one of {SCHEDULES}, got {optim.schedule!r}")
 
 

@@ -9,6 +9,10 @@ slice and XLA inserts the all-reduce that the replicated parameters need. The
 same code runs on one CPU (a mesh of one) or many devices; on CPU, several
 devices are simulated with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``
 (set before jax is imported).
+
+A stateful task's carry (``TrainState.carry``, leaves [B, ...]) is split like
+the batch, so each device keeps the state of its own streams:
+``place_state`` and ``state_shardings`` say so.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from recurrent.training.state import TrainState
 
 AXIS = "data"
 
@@ -37,6 +43,18 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def replicate(tree, mesh: Mesh):
   """Every leaf copied to every device of the mesh."""
   return jax.device_put(tree, replicated(mesh))
+
+
+def state_shardings(mesh: Mesh):
+  """The train state's layout, as a prefix of ``TrainState``: all replicated, the carry split over 'data'."""
+  rep = replicated(mesh)
+  return TrainState(rep, rep, rep, rep, rep, carry=NamedSharding(mesh, P(AXIS)))
+
+
+def place_state(state, mesh: Mesh):
+  """The train state on the mesh: replicated, except the carry, split over 'data' like the batch."""
+  return replicate(state._replace(carry=()), mesh)._replace(
+      carry=shard_batch(state.carry, mesh, "state.carry"))
 
 
 def shard_batch(batch, mesh: Mesh, name: str = "batch"):

@@ -14,6 +14,12 @@ Logged norms (Pascanu et al. 2013 for clipping): ``grad_norm`` is the global
 L2 norm of the raw gradient, ``grad_norm_clipped`` after the config's value
 and global-norm clipping, ``update_norm`` of the optimiser's update and
 ``param_norm`` of the new parameters.
+
+A stateful task (``task.initial_carry`` set; see ``recurrent.tasks.base``)
+keeps its recurrent carry in ``state.carry``: each step starts from it and
+stores the carry after its window, with the gradient stopped there, so the
+gradient of a step is that of a truncated unroll from the carried state.
+Stateless tasks have ``carry = ()``.
 """
 
 from __future__ import annotations
@@ -33,19 +39,23 @@ class TrainState(NamedTuple):
   opt_state: Any
   rng: jax.Array             # uint32 key data of key(seed); per-step keys are fold_in(rng, step)
   nonfinite_step: jax.Array  # int32 scalar: first step with a NaN/Inf loss or gradient, -1 if none
+  carry: Any = ()            # a stateful task's carry after the last window ([B, ...] leaves); () if none
 
 
-def init_state(task: Task, tx: optax.GradientTransformation, seed: int) -> TrainState:
+def init_state(task: Task, tx: optax.GradientTransformation, seed: int,
+               batch_size: int = 0) -> TrainState:
   """The state at step 0: params from a key folded out of key(seed), a fresh optimiser state.
 
+  A stateful task's carry starts at ``task.initial_carry(batch_size)``.
   Built under one jit: one compile instead of one per initialiser op.
   """
   @jax.jit
   def init(key_data):
     key = jax.random.wrap_key_data(key_data)
     params = task.init_params(jax.random.fold_in(key, 0x1417))
+    carry = () if task.initial_carry is None else task.initial_carry(batch_size)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      rng=key_data, nonfinite_step=jnp.full((), -1, jnp.int32))
+                      rng=key_data, nonfinite_step=jnp.full((), -1, jnp.int32), carry=carry)
   return init(jax.random.key_data(jax.random.key(seed)))
 
 
@@ -68,14 +78,21 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    (loss, task_metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
-        state.params, batch, rng)
+    if task.initial_carry is None:
+      (loss, task_metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
+          state.params, batch, rng)
+      carry = state.carry
+    else:  # truncated BPTT: differentiate this window only, from the carried state
+      (loss, (task_metrics, carry)), grads = jax.value_and_grad(
+          lambda p: task.loss_fn(p, batch, rng, state.carry), has_aux=True)(state.params)
+      carry = jax.lax.stop_gradient(carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+    carry = keep(carry, state.carry)
     nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~ok, state.step, state.nonfinite_step)
     metrics = {
         **means(task_metrics),
@@ -85,17 +102,26 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
         "update_norm": optax.tree.norm(updates),
         "param_norm": optax.tree.norm(params),
     }
-    new_state = TrainState(state.step + 1, params, opt_state, state.rng, nonfinite_step)
+    new_state = TrainState(state.step + 1, params, opt_state, state.rng, nonfinite_step, carry)
     return new_state, metrics
 
   return train_step
 
 
 def make_eval_step(task: Task):
-  """A pure ``eval_step(params, batch) -> {name: (total, count)}`` (deterministic: rng=None)."""
+  """A pure ``eval_step(params, batch) -> {name: (total, count)}`` (deterministic: rng=None).
+
+  For a stateful task: ``eval_step(params, batch, carry) -> (metrics, carry)``.
+  """
+  as_f32 = lambda metrics: {k: (jnp.asarray(t, jnp.float32), jnp.asarray(c, jnp.float32))
+                            for k, (t, c) in metrics.items()}
 
   def eval_step(params, batch):
     _, metrics = task.loss_fn(params, batch, None)
-    return {k: (jnp.asarray(t, jnp.float32), jnp.asarray(c, jnp.float32)) for k, (t, c) in metrics.items()}
+    return as_f32(metrics)
 
-  return eval_step
+  def stateful_eval_step(params, batch, carry):
+    _, (metrics, carry) = task.loss_fn(params, batch, None, carry)
+    return as_f32(metrics), carry
+
+  return eval_step if task.initial_carry is None else stateful_eval_step

@@ -96,7 +96,8 @@ def schedule_steps(config: dict, workdir: str | os.PathLike, has_checkpoint: boo
   if optim.get("decay_steps", 0):
     return optim["decay_steps"]
   path = Path(workdir) / "config.json"
-  if optim.get("schedule", "constant") == "constant" or not has_checkpoint or not path.exists():
+  if optim.get("schedule", "constant") in ("constant", "epoch_decay") or not has_checkpoint \
+      or not path.exists():   # epoch_decay is set by steps_per_epoch, not num_steps
     return config["num_steps"]
   try:
     planned = read_config(path)["num_steps"]
