@@ -30,3 +30,16 @@ def train_steps(task, config, num_steps: int, tx=None, deterministic: bool = Fal
     losses.append(float(loss))
   assert np.all(np.isfinite(losses)), losses
   return params, losses
+
+
+def sine_smoke(**overrides):
+  """configs/sine.py:smoke with dotted overrides (``sine_smoke(**{"optim.learning_rate": 0.1})``)."""
+  from configs import sine
+  config = sine.get_config("smoke")
+  for k, v in overrides.items():
+    node = config
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return config

@@ -9,23 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from configs import sine
 from recurrent.training import loop
+from smoke_steps import sine_smoke
 from recurrent.training.checkpoint import Checkpoints
 from recurrent.training.metrics import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def smoke(**overrides):
-  config = sine.get_config("smoke")
-  for k, v in overrides.items():
-    node = config
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return config
+smoke = sine_smoke
 
 
 @pytest.fixture(scope="module")
