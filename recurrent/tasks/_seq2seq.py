@@ -27,6 +27,7 @@ import numpy as np
 from recurrent import decoding
 from recurrent.seq2seq import BOS, EOS, Seq2Seq, sequence_logprob
 from recurrent.layers import time_mask
+from recurrent.models import rnn_kwargs
 
 
 def check_model_config(config) -> None:
@@ -66,7 +67,14 @@ def build_model(config, src_vocab: int, tgt_vocab: int, src_features: int = 0) -
                  decoder_sizes=tuple(m.decoder_sizes), attention=m.attention,
                  attn_size=m.attn_size, output_size=m.output_size,
                  input_feeding=m.input_feeding, bridge=m.bridge, dropout=m.dropout,
-                 src_features=src_features)
+                 src_features=src_features, **stack_options(m))
+
+
+def stack_options(m) -> dict:
+  """``model.unroll/impl/remat/param_dtype`` as Seq2Seq fields (the dtype checked by name)."""
+  cell_kwargs = rnn_kwargs(m).get("cell_kwargs", {})
+  return {"unroll": m.unroll, "impl": m.impl, "remat": m.remat,
+          "param_dtype": cell_kwargs.get("param_dtype")}
 
 
 def teacher_forcing_ratio(config, step: int) -> np.float32:
