@@ -401,3 +401,20 @@ def test_regularisation_options_train_through_the_harness(corpus, tmp_path):
   b = task.loss_fn(params, batch, jax.random.key(1), carry)[0]
   c = task.loss_fn(params, batch, None, carry)[0]
   assert float(a) != float(b) and float(c) == float(task.loss_fn(params, batch, None, carry)[0])
+
+
+def test_locked_dropout_path_keeps_the_stacks_connection_rule():
+  """The per-layer (variational) path equals the stack's own apply when no unit is dropped."""
+  from recurrent.layers import make_stack
+  from recurrent.lm import StreamLM
+  for connection in ({"highway": True}, {"residual": True}):
+    rate = 1e-7   # dropout on, but (almost surely) no unit dropped: the masks are 1 / (1 - rate)
+    stack = make_stack("gru", 6, (6, 6, 6), dropout=rate, **connection)
+    locked = StreamLM(stack, 13, dropout=rate, variational=True)
+    params = locked.init(jax.random.key(0))
+    tokens = jax.random.randint(jax.random.key(1), (2, 7), 0, 13)
+    got, got_carries = locked.apply(params, tokens, rng=jax.random.key(2))
+    want, want_carries = StreamLM(stack, 13, dropout=rate).apply(params, tokens)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 got_carries, want_carries)

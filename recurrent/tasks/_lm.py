@@ -37,6 +37,7 @@ from absl import logging
 from recurrent import decoding
 from recurrent.data import stream
 from recurrent.layers import make_stack
+from recurrent.models import stack_kwargs
 from recurrent.lm import StreamLM
 from recurrent.tasks.base import Task
 
@@ -158,7 +159,6 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
 def make_model(model_config, vocab_size: int) -> StreamLM:
   """The StreamLM of a ``config.model`` section (configs/ptb.py lists the fields)."""
   m = model_config
-  stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), m.bidirectional, m.merge,
-                     m.dropout, m.residual)
+  stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), **stack_kwargs(m))
   return StreamLM(stack, vocab_size, dropout=m.dropout, variational=m.variational,
                   embed_dropout=m.embed_dropout, tie_weights=m.tie_weights, init_scale=m.init_scale)
