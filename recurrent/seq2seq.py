@@ -47,7 +47,6 @@ import jax
 import jax.numpy as jnp
 
 from recurrent.attention import KINDS, Attention
-from recurrent.cells import make_cell
 from recurrent.cells.base import Array, check_positive_int, expand_like
 from recurrent.layers import Stack, check_impl, make_stack, time_mask
 

@@ -31,7 +31,6 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 
 from recurrent import decoding
@@ -39,7 +38,7 @@ from recurrent.data import stream
 from recurrent.layers import make_stack
 from recurrent.models import stack_kwargs
 from recurrent.lm import StreamLM
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, token_metrics
 
 LOG_FLOAT32_MAX = math.log(np.finfo(np.float32).max)  # ~88.72: exp of a larger mean nll overflows
 
@@ -51,16 +50,13 @@ def reset_where(reset, carry):
 
 def window_loss(logits_BTV, batch, sum_over_time: bool, bits_name: str):
   """(differentiated loss, metrics {name: (total, count)}) of one window."""
-  targets_BT, w_BT = batch["targets"], batch["weights"]
-  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32), targets_BT)
-  n = jnp.sum(w_BT)
-  total = jnp.sum(ce_BT * w_BT)
-  mean = total / jnp.maximum(n, 1.0)
+  targets_BT = batch["targets"]
+  mean, tokens = token_metrics(logits_BTV.astype(jnp.float32), targets_BT, batch["weights"] > 0)
+  total, n = tokens["loss"]
   loss = total / targets_BT.shape[0] if sum_over_time else mean
   loss = jnp.where(mean > LOG_FLOAT32_MAX, jnp.inf, loss)  # perplexity would overflow: diverged
-  correct = jnp.sum((jnp.argmax(logits_BTV, -1) == targets_BT) * w_BT)
-  metrics = {"nll": (total, n), bits_name: (total / math.log(2.0), n), "accuracy": (correct, n)}
-  return loss, metrics
+  return loss, {"nll": (total, n), bits_name: (total / math.log(2.0), n),
+                "accuracy": tokens["accuracy"]}
 
 
 def generate(model: StreamLM, params, prompt_T: np.ndarray, rng, num_tokens: int,

@@ -35,7 +35,7 @@ from recurrent.data.paths import data_file
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.tasks._splits import SplitEvaluator
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, dropout_rngs
 
 
 def note_nll(logits_BTN: jax.Array, targets_BTN: jax.Array, lengths_B: jax.Array):
@@ -91,7 +91,7 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
     return model.init(rng, x, jnp.ones((1,), jnp.int32))["params"]
 
   def loss_fn(params, batch, rng):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = dropout_rngs(rng)
     logits = model.apply({"params": params}, batch["inputs"], batch["lengths"],
                          deterministic=rng is None, rngs=rngs)
     total, count = note_nll(logits, batch["targets"], batch["lengths"])
