@@ -341,6 +341,27 @@ def test_links_resolve():
         assert anchor in _anchors(dest), f"{_rel(page)}: link to {target}: no such heading"
 
 
+# Paths a page names on purpose although they are gone (it says so).
+GONE_PATHS = {"recurrent/fused.py"}
+
+
+def test_named_files_exist():
+  """Every repository path a page names in backticks (`recurrent/x.py`, `tests/y.py`, ...) exists."""
+  pattern = r"`((?:recurrent|experiments|configs|tests|docs)/[\w./-]+\.(?:py|md|json|png|npz))`"
+  for page in PAGES:
+    for path in re.findall(pattern, page.read_text()):
+      if path in GONE_PATHS or _is_placeholder(path):
+        continue
+      assert (ROOT / path).exists(), f"{_rel(page)}: names {path}, which does not exist"
+
+
+def test_every_page_is_linked_from_the_front_page():
+  linked = {(ROOT / t.partition("#")[0]).resolve()
+            for t in re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())}
+  for page in PAGES[1:]:
+    assert page in linked, f"README.md does not link {_rel(page)}"
+
+
 # ---- The checker itself --------------------------------------------------------------------
 
 @pytest.mark.parametrize("line", [
@@ -380,3 +401,15 @@ def test_api_reference_flags_unlinked_names():
           '<code>recurrent/tasks/</code> <code>jax.lax.scan</code>')
   assert build_api.unresolved_references(page) == ["recurrent.decodng.beam", "recurrent.layers.unrol"]
   assert "recurrent.cells.lstm" in build_api.modules() and "recurrent" in build_api.modules()
+
+
+@pytest.mark.slow
+def test_api_reference_builds(tmp_path):
+  """The whole reference builds with no broken reference (needs the [docs] extra: ./launch.sh docs)."""
+  pytest.importorskip("pdoc")
+  spec = importlib.util.spec_from_file_location("build_api", ROOT / "docs" / "build_api.py")
+  build_api = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(build_api)
+  assert build_api.build(tmp_path) == []
+  assert "MathJax" in (tmp_path / "recurrent.html").read_text()
+  assert (tmp_path / "recurrent" / "cells" / "lstm.html").exists()
