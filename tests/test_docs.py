@@ -3,7 +3,8 @@
 - Every ```python block runs: the blocks of one page in order, in one namespace (as a doctest
   would), from the repository root. A block may be skipped only by a first line
   ``# not run by the tests: REASON``, so that the reason shows on the page too.
-- Every shell command shown (```bash blocks and inline code) is checked: ``./launch.sh NAME``
+- Every shell command shown (```bash blocks and inline code, and the usage lines of the configs'
+  docstrings) is checked: ``./launch.sh NAME``
   names one of launch.sh's own cases, an experiment or a config; ``python -m MODULE`` names a
   module that exists; every ``--flag`` is defined by that module or a module of ours it imports
   (absl ``DEFINE_*``); a config (``--config=configs/X.py:ARG``, or the one the command defaults
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import itertools
 import pathlib
@@ -296,10 +298,20 @@ def _check_sweep_config(where: str, positional: list[str]):
     assert mod.get_sweep(), f"{where}: {p}'s get_sweep() is empty"
 
 
+def _config_commands():
+  """The commands a config's docstring shows (its own usage lines: STYLE's "the exact command")."""
+  for path in sorted((ROOT / "configs").glob("*.py")):
+    doc = (ast.get_docstring(ast.parse(path.read_text())) or "").replace("\\\n", " ")
+    for i, raw in enumerate(doc.splitlines()):
+      if re.match(r"\s*(\./launch\.sh|python3? -m )", raw):
+        yield f"{_rel(path)} (docstring line {i + 1})", raw.strip()
+
+
 def _all_commands():
   for page in PAGES:
     for where, line in _commands(page):
       yield where, line
+  yield from _config_commands()
 
 
 def test_shell_commands_name_what_exists(monkeypatch):
