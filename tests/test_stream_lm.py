@@ -24,6 +24,7 @@ from configs import ptb as ptb_config
 from recurrent.data import stream
 from recurrent.tasks import get_task
 from recurrent.tasks._lm import window_loss
+from recurrent.tasks.base import Evaluator
 from recurrent.training import loop, parallel
 from recurrent.training import state as state_lib
 from recurrent.training.checkpoint import Checkpoints
@@ -73,6 +74,14 @@ def corpus(tmp_path):
 
 # ---------------------------------------------------------------- the stream batcher
 
+
+
+def trainer_evaluator(task, num_devices, max_batches):
+  """``params -> metrics`` of the held-out split as the trainer evaluates it."""
+  mesh = parallel.make_mesh(num_devices)
+  evaluator = Evaluator.for_task(task, place=lambda b: parallel.place_eval_batch(b, mesh),
+                                 max_batches=max_batches)
+  return lambda params: evaluator(params, task.eval_batches())
 
 def test_train_windows_against_a_numpy_reference():
   ids = np.arange(1000, 1000 + 103)            # N = 103 tokens, each id names its position
@@ -200,7 +209,7 @@ def test_carried_evaluation_equals_one_long_unroll(corpus, eval_streams):
   config = config_for(corpus, **{"task.eval_streams": eval_streams, "eval_batches": 0})
   task = get_task(config)
   params = state_lib.init_state(task, optax.sgd(1.0), 3, 8).params
-  got = loop.Evaluator(task, parallel.make_mesh(1), 0)(params)
+  got = trainer_evaluator(task, 1, 0)(params)
 
   valid = stream.encode(stream.read_words(corpus / "ptb.valid.txt"),
                         stream.build_vocab(stream.read_words(corpus / "ptb.train.txt")), "valid")
@@ -226,7 +235,7 @@ def test_every_cell_and_stack_option_carries_its_state(corpus, cell, hidden, ext
                                  "model.embed_size": hidden[-1], "eval_batches": 0, **extra})
   task = get_task(config)
   params = state_lib.init_state(task, optax.sgd(1.0), 0, 8).params
-  got = loop.Evaluator(task, parallel.make_mesh(1), 0)(params)
+  got = trainer_evaluator(task, 1, 0)(params)
   from recurrent.tasks._lm import make_model
   model = make_model(config.model, 18)
   words = stream.read_words(corpus / "ptb.valid.txt")

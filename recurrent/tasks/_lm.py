@@ -38,7 +38,7 @@ from recurrent.data import stream
 from recurrent.layers import make_stack
 from recurrent.models import stack_kwargs
 from recurrent.lm import StreamLM
-from recurrent.tasks.base import Task, token_metrics
+from recurrent.tasks.base import Evaluator, Task, token_metrics
 
 LOG_FLOAT32_MAX = math.log(np.finfo(np.float32).max)  # ~88.72: exp of a larger mean nll overflows
 
@@ -114,18 +114,14 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
   def eval_batches():
     return stream.eval_windows(valid_ids, E, T)
 
-  eval_step = jax.jit(lambda p, b, c: loss_fn(p, b, None, c)[1])
+  derived_metrics = lambda m: {"ppl": math.exp(min(m["nll"], 700.0))}
+  evaluate = Evaluator(loss_fn, model.initial_carries, derived_metrics,
+                       max_batches=config.eval_batches)  # the limit the valid split has
 
   def score(params, ids) -> dict:
-    """{nll, ppl} of a split with the state carried over it (as the trainer's Evaluator)."""
-    carry, totals = model.initial_carries(E), np.zeros(2)
-    for i, batch in enumerate(stream.eval_windows(ids, E, T)):
-      if config.eval_batches and i >= config.eval_batches:  # the limit the valid split has
-        break
-      metrics, carry = eval_step(params, batch, carry)
-      totals += np.asarray(jax.device_get(metrics["nll"]), np.float64)
-    nll = totals[0] / totals[1]
-    return {"nll": nll, "ppl": math.exp(min(nll, 700.0))}
+    """{nll, ppl} of a split with the state carried over it (as the trainer's)."""
+    metrics = evaluate(params, stream.eval_windows(ids, E, T))
+    return {"nll": metrics["nll"], "ppl": metrics["ppl"]}
 
   samplers = {temp: jax.jit(lambda p, k, temp=temp: generate(model, p, prompt_ids, k, t.sample_len, temp))
               for temp in t.temperatures}
@@ -149,7 +145,7 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
               eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["weights"])),
               eval_metric="nll", eval_mode="min", report=report,
               initial_carry=model.initial_carries,
-              derived_metrics=lambda m: {"ppl": math.exp(min(m["nll"], 700.0))})
+              derived_metrics=derived_metrics)
 
 
 def make_model(model_config, vocab_size: int) -> StreamLM:

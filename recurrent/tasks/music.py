@@ -34,7 +34,7 @@ from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls, shift_ri
 from recurrent.data.paths import data_file
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
-from recurrent.tasks._splits import SplitEvaluator
+from recurrent.tasks.base import Evaluator
 from recurrent.tasks.base import Task, dropout_rngs
 
 
@@ -97,7 +97,7 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
     total, count = note_nll(logits, batch["targets"], batch["lengths"])
     return total / jnp.maximum(count, 1), {"loss": (total, count)}
 
-  evaluate = SplitEvaluator(loss_fn)
+  evaluate = Evaluator(loss_fn)
   probs_fn = jax.jit(lambda params, x, lengths: jax.nn.sigmoid(
       model.apply({"params": params}, x, lengths)))
 
