@@ -20,6 +20,8 @@ import pytest
 
 from recurrent.training import distributed, launcher
 
+from test_stream_lm import write_corpus
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/adding.py:smoke"
 OVERRIDES = {"task.delay": 5, "model.cell": "rnn", "num_steps": 8, "log_every": 2,
@@ -27,6 +29,9 @@ OVERRIDES = {"task.delay": 5, "model.cell": "rnn", "num_steps": 8, "log_every": 
              "task.num_eval_batches": 3}
 LONG = {**OVERRIDES, "num_steps": 150, "log_every": 50, "eval_every": 150, "checkpoint_every": 10}
 TIMEOUTS = ["--heartbeat_timeout=5", "--distributed_timeout=60"]
+LM_CONFIG = "configs/ptb.py:smoke"  # batch 8 streams, windows of 5, LSTM 16 x 2, on a made-up corpus
+LM_OVERRIDES = {"task.prompt": "the", "task.eval_streams": 4, "num_steps": 8, "log_every": 1,
+                "eval_every": 8, "checkpoint_every": 8}
 
 
 def env(devices: int) -> dict:
@@ -113,6 +118,55 @@ def train_records(workdir):
   return [json.loads(l) for l in lines if l.strip()]
 
 
+def assert_output_once(out: str, n: int = 2) -> None:
+  """Process 0 logs and writes; the others say they started, then only errors."""
+  assert out.count("done: step") == 1
+  p1 = [l for l in out.splitlines() if l.startswith("[process 1]") and "Gloo" not in l]
+  assert any(f"process 1/{n}" in l and "only errors are logged here" in l for l in p1), p1
+  assert not any("step " in l and "loss" in l for l in p1), p1
+  assert f"launch: all {n} processes finished" in out
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tmp_path_factory):
+  """A tiny stateful stream LM trained by 1 process x 4 devices and by 2 processes x 2 devices."""
+  d = tmp_path_factory.mktemp("multihost_lm")
+  corpus = write_corpus(d / "corpus")
+  cmd = lambda w: [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
+                   f"--workdir={w}", f"--config.task.path={corpus}",
+                   *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
+  t0 = time.monotonic()
+  (rc1, one), (rc2, two) = concurrently((cmd(d / "one"), 4), (launcher_cmd(cmd(d / "two")), 2))
+  print(f"lm_runs: 1x4 and 2x2 concurrently in {time.monotonic() - t0:.0f} s")
+  assert rc1 == 0, one[-3000:]
+  assert rc2 == 0, two[-3000:]
+  return d, one, two
+
+
+def test_two_processes_train_a_stateful_lm_like_one_process_with_four_devices(lm_runs):
+  """Each process builds only its streams' rows and holds their carry; the run equals the 1x4 run."""
+  d, one, two = lm_runs
+  assert "data: each process builds only its rows of each batch of 8 (this one rows 0:4)" in two
+  a, b = train_records(d / "one"), train_records(d / "two")
+  assert [(r["step"], r["split"]) for r in a] == [(r["step"], r["split"]) for r in b]  # written once
+  assert [r["step"] for r in a if r["split"] == "train"] == list(range(1, LM_OVERRIDES["num_steps"] + 1))
+  for ra, rb in zip(a, b):
+    for k in ("loss", "grad_norm", "param_norm", "nll", "test_nll", "tokens_per_s"):
+      if k in ra and k != "tokens_per_s":
+        np.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, err_msg=f"{ra['split']} {k} at {ra['step']}")
+  # tokens/s counts every process's rows: 8 streams x 5 tokens per step, whatever the split
+  tokens = lambda rs: [r["tokens_per_s"] / r["steps_per_s"] for r in rs if r["split"] == "train"]
+  np.testing.assert_allclose(tokens(b), tokens(a), rtol=1e-6)
+  np.testing.assert_allclose(tokens(a), 8 * 5, rtol=1e-6)
+  sa, sb = final_state(d / "one"), final_state(d / "two")
+  assert int(sa["step"]) == int(sb["step"]) == LM_OVERRIDES["num_steps"]
+  np.testing.assert_allclose(flat(sb), flat(sa), rtol=1e-4, atol=1e-6)
+  carry = lambda s: np.concatenate([np.ravel(l) for l in jax.tree.leaves(s["carry"])])
+  assert carry(sa).size == 2 * 2 * 8 * 16  # 2 layers x (h, c) x 8 streams x 16 units
+  np.testing.assert_allclose(carry(sb), carry(sa), rtol=1e-4, atol=1e-6)
+  assert_output_once(two)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """The same config trained by 1 process x 4 devices and by 2 processes x 2 devices (the launcher)."""
@@ -124,8 +178,11 @@ def reference(tmp_path_factory):
   return d, one, two
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_evaluate_like_one_process_with_four_devices(reference):
+  """adding draws its rows jointly from one key: every process builds the whole batch and keeps its rows."""
   d, one, two = reference
+  assert "data: each process builds the whole batch and keeps its rows" in two
   a, b = train_records(d / "one"), train_records(d / "two")
   assert [(r["step"], r["split"]) for r in a] == [(r["step"], r["split"]) for r in b]  # written once
   for ra, rb in zip(a, b):
@@ -138,13 +195,7 @@ def test_two_processes_train_and_evaluate_like_one_process_with_four_devices(ref
   fa = json.loads((d / "one" / "final.json").read_text())
   fb = json.loads((d / "two" / "final.json").read_text())
   np.testing.assert_allclose(fb["eval"]["loss"], fa["eval"]["loss"], rtol=1e-5)
-  # Output once: process 0 logs and writes; process 1 says it started, then only errors.
-  out = two
-  assert out.count("done: step") == 1
-  p1 = [l for l in out.splitlines() if l.startswith("[process 1]") and "Gloo" not in l]
-  assert any("process 1/2" in l and "only errors are logged here" in l for l in p1), p1
-  assert not any("step " in l and "loss" in l for l in p1), p1
-  assert "launch: all 2 processes finished" in out
+  assert_output_once(two)
 
 
 @pytest.mark.slow
