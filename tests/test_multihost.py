@@ -73,7 +73,7 @@ def concurrently(*jobs: tuple[list[str], int], timeout: float = 300) -> list[tup
         p.wait()
 
 
-def start(cmd, n: int, devices: int, logdir: Path, extra=()) -> list[subprocess.Popen]:
+def start(cmd, n: int, devices: int, logdir: Path, extra=(), envs=()) -> list[subprocess.Popen]:
   """n processes of ``cmd`` with the coordinator flags (no launcher: the test watches each one)."""
   address = f"127.0.0.1:{launcher.free_port()}"
   procs = []
@@ -81,8 +81,8 @@ def start(cmd, n: int, devices: int, logdir: Path, extra=()) -> list[subprocess.
     args = [*cmd, f"--coordinator_address={address}", f"--num_processes={n}", f"--process_id={i}",
             *TIMEOUTS, *(extra[i] if extra else ())]
     with open(logdir / f"process{i}.log", "w") as log:
-      procs.append(subprocess.Popen(args, cwd=ROOT, env=env(devices), stdout=log,
-                                    stderr=subprocess.STDOUT))
+      procs.append(subprocess.Popen(args, cwd=ROOT, env={**env(devices), **(envs[i] if envs else {})},
+                                    stdout=log, stderr=subprocess.STDOUT))
   return procs
 
 
@@ -165,6 +165,44 @@ def test_two_processes_train_a_stateful_lm_like_one_process_with_four_devices(lm
   assert carry(sa).size == 2 * 2 * 8 * 16  # 2 layers x (h, c) x 8 streams x 16 units
   np.testing.assert_allclose(carry(sb), carry(sa), rtol=1e-4, atol=1e-6)
   assert_output_once(two)
+
+
+@pytest.mark.slow
+def test_a_stateful_lm_restarted_on_two_processes_resumes_to_the_uninterrupted_run(lm_runs, tmp_path):
+  """Stopped at step 4 and restarted, 2x2 ends bitwise where the straight 2x2 run of the fixture ended."""
+  d, _, _ = lm_runs
+  cmd = lambda steps: [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
+                       f"--workdir={tmp_path / 'w'}", f"--config.task.path={d / 'corpus'}",
+                       *(f"--config.{k}={v}" for k, v in {**LM_OVERRIDES, "num_steps": steps}.items())]
+  first = launch(cmd(4))
+  assert first.returncode == 0, first.stdout[-3000:]
+  assert int(final_state(tmp_path / "w")["step"]) == 4
+  again = launch(cmd(LM_OVERRIDES["num_steps"]))
+  assert again.returncode == 0, again.stdout[-3000:]
+  assert "resumed from" in again.stdout + again.stderr
+  a, b = final_state(tmp_path / "w"), final_state(d / "two")
+  for x, y in zip(jax.tree.leaves({"p": a["params"], "c": a["carry"], "o": a["opt_state"]}),
+                  jax.tree.leaves({"p": b["params"], "c": b["carry"], "o": b["opt_state"]})):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_a_process_that_raises_stops_the_others_in_bounded_time(tmp_path):
+  """Process 1 lacks the data (no $RECURRENT_DATA_DIR): it fails naming it and exits at once; process 0,
+  waiting in a collective, is stopped by the coordination service within the heartbeat timeout."""
+  corpus = write_corpus(tmp_path / "data" / "ptb")
+  cmd = [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
+         f"--workdir={tmp_path / 'w'}", "--config.task.path=",
+         *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
+  envs = [{"RECURRENT_DATA_DIR": str(corpus.parent)}, {"RECURRENT_DATA_DIR": ""}]
+  t0 = time.monotonic()
+  procs = start(cmd, 2, 2, tmp_path, envs=envs)
+  (rc0, log0), (rc1, log1) = wait_all(procs, tmp_path, timeout=120)
+  took = time.monotonic() - t0
+  print(f"a process that raises: both stopped {took:.0f} s after the start")
+  assert rc1 == 1 and "FileNotFoundError: data: no path given and $RECURRENT_DATA_DIR is not set" in log1
+  assert rc0 != 0 and ("stopped sending heartbeats" in log0 or "unhealthy" in log0), log0[-3000:]
+  assert took < 100  # the shutdown barrier alone would hold process 1 for --distributed_timeout=60 s
 
 
 @pytest.fixture(scope="module")

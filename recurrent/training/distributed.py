@@ -45,11 +45,14 @@ raises the same error at the same point and the run ends at once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import socket
+import sys
 import time
+import traceback
 from typing import Any, Callable
 
 import jax
@@ -173,6 +176,30 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   return True
 
 
+@contextlib.contextmanager
+def fail_fast():
+  """In a run of several processes, an exception ends this process at once (status 1), traceback printed.
+
+  Left to Python, a process that raised would wait in JAX's shutdown barrier
+  for ``--distributed_timeout`` while the others wait in their next
+  collective. Exiting at once lets the launcher (or ``srun
+  --kill-on-bad-exit``) stop the others now, and the coordination service
+  declares this process dead within ``--heartbeat_timeout`` otherwise. The
+  ``finally`` blocks inside (the workdir lock, the metric writer) have run
+  by then. One process: the exception propagates as usual.
+  """
+  try:
+    yield
+  except Exception:  # noqa: BLE001 - re-raised in one process; printed, then exit, in several
+    if not jax.distributed.is_initialized():
+      raise
+    traceback.print_exc()
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def is_main() -> bool:
   """True in the process that writes logs, metrics, figures and final.json (process 0)."""
   return jax.process_index() == 0
@@ -234,8 +261,10 @@ def check_rows(task, step: int, rows: slice, local) -> None:
     w, m = np.asarray(w), np.asarray(m)
     expected = w[rows] if w.ndim else w
     if expected.shape != m.shape or expected.dtype != m.dtype or not np.array_equal(expected, m):
+      what = "holds other values than" if (expected.shape, expected.dtype) == (m.shape, m.dtype) \
+          else "differs from"
       raise ValueError(
-          f"{where}{jax.tree_util.keystr(path)}: {m.dtype}{list(m.shape)} differs from rows "
+          f"{where}{jax.tree_util.keystr(path)}: {m.dtype}{list(m.shape)} {what} rows "
           f"{rows.start}:{rows.stop} of the whole batch ({expected.dtype}{list(expected.shape)}); "
           "a task's slice must equal the same rows of its whole batch, padded to the whole "
           "batch's length")
