@@ -18,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from recurrent.training import distributed, launcher
+from recurrent.training import distributed, launcher, loop
 
 from test_stream_lm import write_corpus
 
@@ -186,23 +186,43 @@ def test_a_stateful_lm_restarted_on_two_processes_resumes_to_the_uninterrupted_r
     np.testing.assert_array_equal(x, y)
 
 
+def lm_cmd_from_data_dir(workdir) -> list[str]:
+  """The tiny LM with its corpus read from $RECURRENT_DATA_DIR/ptb (set per process by the test)."""
+  return [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}", f"--workdir={workdir}",
+          "--config.task.path=", *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
+
+
 @pytest.mark.slow
 def test_a_process_that_raises_stops_the_others_in_bounded_time(tmp_path):
-  """Process 1 lacks the data (no $RECURRENT_DATA_DIR): it fails naming it and exits at once; process 0,
+  """Process 1's data folder lacks the corpus: it fails naming the file and exits at once; process 0,
   waiting in a collective, is stopped by the coordination service within the heartbeat timeout."""
-  corpus = write_corpus(tmp_path / "data" / "ptb")
-  cmd = [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
-         f"--workdir={tmp_path / 'w'}", "--config.task.path=",
-         *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
-  envs = [{"RECURRENT_DATA_DIR": str(corpus.parent)}, {"RECURRENT_DATA_DIR": ""}]
+  write_corpus(tmp_path / "data" / "ptb")
+  (tmp_path / "empty").mkdir()
+  envs = [{"RECURRENT_DATA_DIR": str(tmp_path / "data")}, {"RECURRENT_DATA_DIR": str(tmp_path / "empty")}]
   t0 = time.monotonic()
-  procs = start(cmd, 2, 2, tmp_path, envs=envs)
+  procs = start(lm_cmd_from_data_dir(tmp_path / "w"), 2, 2, tmp_path, envs=envs)
   (rc0, log0), (rc1, log1) = wait_all(procs, tmp_path, timeout=120)
   took = time.monotonic() - t0
   print(f"a process that raises: both stopped {took:.0f} s after the start")
-  assert rc1 == 1 and "FileNotFoundError: data: no path given and $RECURRENT_DATA_DIR is not set" in log1
-  assert rc0 != 0 and ("stopped sending heartbeats" in log0 or "unhealthy" in log0), log0[-3000:]
+  assert rc1 == 1 and "FileNotFoundError: corpus: expected the file" in log1, log1[-3000:]
+  # process 0 learns it from its collective (gloo: the peer closed the connection) or from the
+  # coordination service (no heartbeats), whichever comes first
+  assert rc0 != 0 and ("another process probably failed first" in log0 or "unhealthy" in log0 or
+                       "stopped sending heartbeats" in log0), log0[-3000:]
   assert took < 100  # the shutdown barrier alone would hold process 1 for --distributed_timeout=60 s
+
+
+@pytest.mark.slow
+def test_processes_that_read_different_data_fail_saying_so(tmp_path):
+  write_corpus(tmp_path / "a" / "ptb", seed=0)
+  write_corpus(tmp_path / "b" / "ptb", seed=1)
+  envs = [{"RECURRENT_DATA_DIR": str(tmp_path / "a")}, {"RECURRENT_DATA_DIR": str(tmp_path / "b")}]
+  procs = start(lm_cmd_from_data_dir(tmp_path / "w"), 2, 2, tmp_path, envs=envs)
+  results = wait_all(procs, tmp_path, timeout=180)
+  assert all(rc != 0 for rc, _ in results)
+  assert any("data: the processes built different batches for step 0 from the same config "
+             "(process(es) [1] differ from process 0)" in log for _, log in results), results[0][1][-3000:]
+  assert not (tmp_path / "w" / "checkpoints").exists() or not any((tmp_path / "w" / "checkpoints").iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +262,13 @@ def test_an_evaluation_over_processes_equals_the_one_process_evaluation(referenc
   one = run([sys.executable, "-m", "experiments.evaluate", f"--workdir={d / 'one'}",
              "--checkpoint=latest"], devices=4)
   assert one.returncode == 0, one.stderr[-3000:]
-  expected = json.loads((d / "one" / "evaluate.json").read_text())
-  (d / "one" / "evaluate.json").unlink()
+  written = loop.evaluation_dir(d / "one", OVERRIDES["num_steps"]) / "evaluate.json"
+  expected = json.loads(written.read_text())
+  written.unlink()
   two = launch([sys.executable, "-m", "experiments.evaluate", f"--workdir={d / 'one'}",
                 "--checkpoint=latest"])
   assert two.returncode == 0, two.stdout[-3000:]
-  got = json.loads((d / "one" / "evaluate.json").read_text())
+  got = json.loads(written.read_text())
   assert got.keys() == expected.keys() and got["step"] == expected["step"]
   np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-6)
   assert two.stdout.count("checkpoint step") == 1  # printed (and written) by process 0 only

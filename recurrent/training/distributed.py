@@ -46,6 +46,7 @@ raises the same error at the same point and the run ends at once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import json
 import os
@@ -177,26 +178,32 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 @contextlib.contextmanager
-def fail_fast():
-  """In a run of several processes, an exception ends this process at once (status 1), traceback printed.
+def fail_fast(grace_s: float = 2.0):
+  """In a run of several processes, an exception ends this process soon (status 1), traceback printed.
 
   Left to Python, a process that raised would wait in JAX's shutdown barrier
   for ``--distributed_timeout`` while the others wait in their next
   collective. Exiting at once lets the launcher (or ``srun
   --kill-on-bad-exit``) stop the others now, and the coordination service
-  declares this process dead within ``--heartbeat_timeout`` otherwise. The
+  declares this process dead within ``--heartbeat_timeout`` otherwise. It
+  waits ``grace_s`` first: when this process exits, JAX aborts the others,
+  and those that hit the same error a moment later should print it. The
   ``finally`` blocks inside (the workdir lock, the metric writer) have run
   by then. One process: the exception propagates as usual.
   """
   try:
     yield
-  except Exception:  # noqa: BLE001 - re-raised in one process; printed, then exit, in several
+  except Exception as e:  # noqa: BLE001 - re-raised in one process; printed, then exit, in several
     if not jax.distributed.is_initialized():
       raise
     traceback.print_exc()
+    if isinstance(e, jax.errors.JaxRuntimeError):  # a collective whose peer is gone: say where to look
+      print(f"process {jax.process_index()}: a collective failed ({str(e).splitlines()[0][:200]}); "
+            "another process probably failed first: see its output", file=sys.stderr)
     logging.flush()
     sys.stdout.flush()
     sys.stderr.flush()
+    time.sleep(grace_s)  # others failing at the same point (a bad value) print their errors too
     os._exit(1)
 
 
@@ -249,9 +256,9 @@ def task_rows(task, step: int, rows: slice):
   return jax.tree.map(lambda x: x[rows] if np.ndim(x) else x, task.train_batch(step))
 
 
-def check_rows(task, step: int, rows: slice, local) -> None:
+def check_rows(task, step: int, rows: slice, local, whole=None) -> None:
   """Fails naming the leaf unless ``local`` (the task's own slice) equals ``rows`` of the whole batch."""
-  whole = jax.tree_util.tree_flatten_with_path(task.train_batch(step))[0]
+  whole = jax.tree_util.tree_flatten_with_path(task.train_batch(step) if whole is None else whole)[0]
   mine = jax.tree_util.tree_flatten_with_path(local)[0]
   where = f"task.train_batch({step}, rows=slice({rows.start}, {rows.stop}))"
   if [k for k, _ in whole] != [k for k, _ in mine]:
@@ -284,8 +291,10 @@ def train_batch(task, step: int, mesh: Mesh, batch_size: int, check: bool = Fals
   start, stop = local_rows(batch_size, mesh)
   local = task_rows(task, step, slice(start, stop))
   if check:
+    whole = task.train_batch(step)
     if takes_rows(task.train_batch):
-      check_rows(task, step, slice(start, stop), local)
+      check_rows(task, step, slice(start, stop), local, whole)
+    check_same_data(whole, step)
     logging.info("data: each process builds %s of each batch of %d (this one rows %d:%d)",
                  "only its rows" if takes_rows(task.train_batch) else
                  "the whole batch and keeps its rows (task.train_batch takes no rows)",
@@ -324,6 +333,27 @@ def place_state(state, mesh: Mesh):
 
   whole = lambda x: jax.make_array_from_process_local_data(rep, np.asarray(x), np.shape(x))
   return jax.tree.map(whole, state._replace(carry=()))._replace(carry=jax.tree.map(rows, state.carry))
+
+
+def check_same_data(batch, step: int) -> None:
+  """Fails on every process unless all built the same whole batch for ``step`` (a SHA-256 of its leaves).
+
+  The same config read on hosts with different data files (another copy of
+  a corpus, another $RECURRENT_DATA_DIR) would otherwise train on different
+  data per process, or fail later in a collective with mismatched shapes.
+  """
+  digest = hashlib.sha256()
+  for path, x in jax.tree_util.tree_flatten_with_path(batch)[0]:
+    x = np.ascontiguousarray(np.asarray(x))
+    digest.update(f"{jax.tree_util.keystr(path)}:{x.dtype}:{x.shape}".encode())
+    digest.update(x.tobytes())
+  digests = allgather_json(digest.hexdigest())
+  differ = [p for p, d in enumerate(digests) if d != digests[0]]
+  if differ:
+    raise ValueError(
+        f"data: the processes built different batches for step {step} from the same config (process(es) "
+        f"{differ} differ from process 0); every process must read the same data files (check "
+        "the task's path and $RECURRENT_DATA_DIR on every host)")
 
 
 def process_sum(value: float) -> float:
@@ -370,7 +400,12 @@ def allgather_json(obj) -> list:
 
 
 def check_same_config(config_dict: dict, diff: Callable[[dict, dict], list[str]]) -> None:
-  """Fails on every process, naming the fields, unless all processes run the same config."""
+  """Fails on every process, naming the fields, unless all processes run the same config.
+
+  Across processes it also checks, at the same point on every process, that
+  ``batch_size`` divides over all their devices (``make_mesh`` checks it
+  again): an error that every process finds is best found by all at once.
+  """
   configs = allgather_json(config_dict)
   differ = {p: fields for p, c in enumerate(configs) if (fields := diff(configs[0], c))}
   if differ:
@@ -380,6 +415,11 @@ def check_same_config(config_dict: dict, diff: Callable[[dict, dict], list[str]]
         for p, fields in differ.items())
     raise ValueError(f"config: the processes were started with different configs ({details}); "
                      "every process must get the same --config and overrides")
+  batch_size = config_dict.get("batch_size")
+  if jax.process_count() > 1 and isinstance(batch_size, int) and batch_size % jax.device_count():
+    raise ValueError(f"batch_size: {batch_size} does not divide over {jax.process_count()} processes x "
+                     f"{jax.local_device_count()} device(s) = {jax.device_count()} devices; make it a "
+                     f"multiple of {jax.device_count()}")
 
 
 def _get(d: dict, dotted: str):
