@@ -376,6 +376,8 @@ import signal, sys, time
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
 i = int(args["process_id"])
 signal.signal(signal.SIGTERM, lambda *_: (print(f"child {i} got SIGTERM", flush=True), sys.exit(143)))
+if sys.argv[1] == "stuck":  # as a process blocked in a collective: its SIGTERM handler never runs
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"child {i} of {args['num_processes']} at {args['coordinator_address']}", flush=True)
 if sys.argv[1] == "fail" and i == 1:
   sys.exit(3)
@@ -423,3 +425,29 @@ def test_launcher_forwards_signals(tmp_path):
       p.kill()
   assert p.returncode == 128 + signal.SIGTERM, out
   assert all(f"child {i} got SIGTERM" in out for i in range(3)), out
+
+
+def test_launcher_kills_processes_that_ignore_a_forwarded_signal(tmp_path):
+  p = launcher_run(tmp_path, "stuck")
+  try:
+    deadline = time.monotonic() + 30
+    seen = []
+    while sum(" of 3 at " in l for l in seen) < 3 and time.monotonic() < deadline:
+      seen.append(p.stdout.readline())
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    out = "".join(seen) + p.communicate(timeout=30)[0]
+  finally:
+    if p.poll() is None:
+      p.kill()
+  assert p.returncode == 128 + signal.SIGTERM, out
+  assert 5 <= time.monotonic() - t0 < 20  # SIGKILL after --grace=5 s, not the children's 60 s sleep
+
+
+def test_simulated_devices_get_single_threaded_eigen(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --foo")
+  assert launcher.process_env(2)["XLA_FLAGS"].split() == [
+      "--foo", "--xla_cpu_multi_thread_eigen=false", "--xla_force_host_platform_device_count=2"]
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+  assert "--xla_cpu_multi_thread_eigen=false" not in launcher.process_env(2)["XLA_FLAGS"]
+  assert launcher.process_env(0)["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
