@@ -443,11 +443,3 @@ def test_launcher_kills_processes_that_ignore_a_forwarded_signal(tmp_path):
   assert p.returncode == 128 + signal.SIGTERM, out
   assert 5 <= time.monotonic() - t0 < 20  # SIGKILL after --grace=5 s, not the children's 60 s sleep
 
-
-def test_simulated_devices_get_single_threaded_eigen(monkeypatch):
-  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --foo")
-  assert launcher.process_env(2)["XLA_FLAGS"].split() == [
-      "--foo", "--xla_cpu_multi_thread_eigen=false", "--xla_force_host_platform_device_count=2"]
-  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-  assert "--xla_cpu_multi_thread_eigen=false" not in launcher.process_env(2)["XLA_FLAGS"]
-  assert launcher.process_env(0)["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"

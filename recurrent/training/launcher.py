@@ -14,8 +14,7 @@ When one process fails (a non-zero status or a signal) the launcher says
 which, sends the others SIGTERM, then SIGKILL after ``--grace`` seconds, and
 exits with the failed process's status; it exits 0 only when every process
 did. ``--devices_per_process=K`` simulates K CPU devices per process
-(``XLA_FLAGS=--xla_force_host_platform_device_count=K``, with
-``--xla_cpu_multi_thread_eigen=false``: see ``process_env``).
+(``XLA_FLAGS=--xla_force_host_platform_device_count=K``).
 
 On a cluster the scheduler starts the processes instead (see the README:
 an ``sbatch`` script with ``srun``, or a TPU pod slice with ``--worker=all``).
@@ -51,20 +50,10 @@ def free_port() -> int:
 
 
 def process_env(devices_per_process: int) -> dict:
-  """The processes' environment; K simulated CPU devices each, with single-threaded Eigen.
-
-  Simulated devices share the host's cores: with XLA's multi-threaded Eigen,
-  the threads of a device waiting in a collective can starve a device of the
-  same process of the pool threads its own computation needs (seen here on 2
-  cores: a 1 x 4 run aborted by XLA's 40 s rendezvous timeout, a 2 x 2 run
-  blocked in gloo's all-reduce). Unless XLA_FLAGS already says otherwise.
-  """
   env = dict(os.environ)
   if devices_per_process:
     kept = [f for f in env.get("XLA_FLAGS", "").split()
             if not f.startswith("--xla_force_host_platform_device_count")]
-    if not any(f.startswith("--xla_cpu_multi_thread_eigen") for f in kept):
-      kept.append("--xla_cpu_multi_thread_eigen=false")
     env["XLA_FLAGS"] = " ".join(kept + [f"--xla_force_host_platform_device_count={devices_per_process}"])
   return env
 
