@@ -28,7 +28,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
   distributed.initialize_from_flags()  # several processes: the split is shared out among them
-  metrics = evaluate(load_config(FLAGS.workdir), FLAGS.workdir, FLAGS.checkpoint)
+  with distributed.fail_fast():  # several processes: a failed one exits now, not after the timeout
+    metrics = evaluate(load_config(FLAGS.workdir), FLAGS.workdir, FLAGS.checkpoint)
   if not distributed.is_main():
     return
   out = evaluation_dir(FLAGS.workdir, metrics["step"])

@@ -42,8 +42,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_libraries()
   distributed.initialize_from_flags()  # before anything touches a device
-  final = train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.restore_step,
-                             FLAGS.allow_config_change)
+  with distributed.fail_fast():  # several processes: a failed one exits now, not after the timeout
+    final = train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.restore_step,
+                               FLAGS.allow_config_change)
   if not distributed.is_main():
     return
   metrics = "  ".join(f"{k} {v:.5g}" for k, v in sorted(final["eval"].items()))

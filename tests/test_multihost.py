@@ -18,7 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from recurrent.training import distributed, launcher
+from recurrent.training import distributed, launcher, loop
+
+from test_stream_lm import write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/adding.py:smoke"
@@ -27,6 +29,9 @@ OVERRIDES = {"task.delay": 5, "model.cell": "rnn", "num_steps": 8, "log_every": 
              "task.num_eval_batches": 3}
 LONG = {**OVERRIDES, "num_steps": 150, "log_every": 50, "eval_every": 150, "checkpoint_every": 10}
 TIMEOUTS = ["--heartbeat_timeout=5", "--distributed_timeout=60"]
+LM_CONFIG = "configs/ptb.py:smoke"  # batch 8 streams, windows of 5, LSTM 16 x 2, on a made-up corpus
+LM_OVERRIDES = {"task.prompt": "the", "task.eval_streams": 4, "num_steps": 8, "log_every": 1,
+                "eval_every": 8, "checkpoint_every": 8}
 
 
 def env(devices: int) -> dict:
@@ -68,7 +73,7 @@ def concurrently(*jobs: tuple[list[str], int], timeout: float = 300) -> list[tup
         p.wait()
 
 
-def start(cmd, n: int, devices: int, logdir: Path, extra=()) -> list[subprocess.Popen]:
+def start(cmd, n: int, devices: int, logdir: Path, extra=(), envs=()) -> list[subprocess.Popen]:
   """n processes of ``cmd`` with the coordinator flags (no launcher: the test watches each one)."""
   address = f"127.0.0.1:{launcher.free_port()}"
   procs = []
@@ -76,8 +81,8 @@ def start(cmd, n: int, devices: int, logdir: Path, extra=()) -> list[subprocess.
     args = [*cmd, f"--coordinator_address={address}", f"--num_processes={n}", f"--process_id={i}",
             *TIMEOUTS, *(extra[i] if extra else ())]
     with open(logdir / f"process{i}.log", "w") as log:
-      procs.append(subprocess.Popen(args, cwd=ROOT, env=env(devices), stdout=log,
-                                    stderr=subprocess.STDOUT))
+      procs.append(subprocess.Popen(args, cwd=ROOT, env={**env(devices), **(envs[i] if envs else {})},
+                                    stdout=log, stderr=subprocess.STDOUT))
   return procs
 
 
@@ -113,6 +118,113 @@ def train_records(workdir):
   return [json.loads(l) for l in lines if l.strip()]
 
 
+def assert_output_once(out: str, n: int = 2) -> None:
+  """Process 0 logs and writes; the others say they started, then only errors."""
+  assert out.count("done: step") == 1
+  p1 = [l for l in out.splitlines() if l.startswith("[process 1]") and "Gloo" not in l]
+  assert any(f"process 1/{n}" in l and "only errors are logged here" in l for l in p1), p1
+  assert not any("step " in l and "loss" in l for l in p1), p1
+  assert f"launch: all {n} processes finished" in out
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tmp_path_factory):
+  """A tiny stateful stream LM trained by 1 process x 4 devices and by 2 processes x 2 devices."""
+  d = tmp_path_factory.mktemp("multihost_lm")
+  corpus = write_corpus(d / "corpus")
+  cmd = lambda w: [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
+                   f"--workdir={w}", f"--config.task.path={corpus}",
+                   *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
+  t0 = time.monotonic()
+  (rc1, one), (rc2, two) = concurrently((cmd(d / "one"), 4), (launcher_cmd(cmd(d / "two")), 2))
+  print(f"lm_runs: 1x4 and 2x2 concurrently in {time.monotonic() - t0:.0f} s")
+  assert rc1 == 0, one[-3000:]
+  assert rc2 == 0, two[-3000:]
+  return d, one, two
+
+
+def test_two_processes_train_a_stateful_lm_like_one_process_with_four_devices(lm_runs):
+  """Each process builds only its streams' rows and holds their carry; the run equals the 1x4 run."""
+  d, one, two = lm_runs
+  assert "data: each process builds only its rows of each batch of 8 (this one rows 0:4)" in two
+  a, b = train_records(d / "one"), train_records(d / "two")
+  assert [(r["step"], r["split"]) for r in a] == [(r["step"], r["split"]) for r in b]  # written once
+  assert [r["step"] for r in a if r["split"] == "train"] == list(range(1, LM_OVERRIDES["num_steps"] + 1))
+  for ra, rb in zip(a, b):
+    for k in ("loss", "grad_norm", "param_norm", "nll", "test_nll", "tokens_per_s"):
+      if k in ra and k != "tokens_per_s":
+        np.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, err_msg=f"{ra['split']} {k} at {ra['step']}")
+  # tokens/s counts every process's rows: 8 streams x 5 tokens per step, whatever the split
+  tokens = lambda rs: [r["tokens_per_s"] / r["steps_per_s"] for r in rs if r["split"] == "train"]
+  np.testing.assert_allclose(tokens(b), tokens(a), rtol=1e-6)
+  np.testing.assert_allclose(tokens(a), 8 * 5, rtol=1e-6)
+  sa, sb = final_state(d / "one"), final_state(d / "two")
+  assert int(sa["step"]) == int(sb["step"]) == LM_OVERRIDES["num_steps"]
+  np.testing.assert_allclose(flat(sb), flat(sa), rtol=1e-4, atol=1e-6)
+  carry = lambda s: np.concatenate([np.ravel(l) for l in jax.tree.leaves(s["carry"])])
+  assert carry(sa).size == 2 * 2 * 8 * 16  # 2 layers x (h, c) x 8 streams x 16 units
+  np.testing.assert_allclose(carry(sb), carry(sa), rtol=1e-4, atol=1e-6)
+  assert_output_once(two)
+
+
+@pytest.mark.slow
+def test_a_stateful_lm_restarted_on_two_processes_resumes_to_the_uninterrupted_run(lm_runs, tmp_path):
+  """Stopped at step 4 and restarted, 2x2 ends bitwise where the straight 2x2 run of the fixture ended."""
+  d, _, _ = lm_runs
+  cmd = lambda steps: [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}",
+                       f"--workdir={tmp_path / 'w'}", f"--config.task.path={d / 'corpus'}",
+                       *(f"--config.{k}={v}" for k, v in {**LM_OVERRIDES, "num_steps": steps}.items())]
+  first = launch(cmd(4))
+  assert first.returncode == 0, first.stdout[-3000:]
+  assert int(final_state(tmp_path / "w")["step"]) == 4
+  again = launch(cmd(LM_OVERRIDES["num_steps"]))
+  assert again.returncode == 0, again.stdout[-3000:]
+  assert "resumed from" in again.stdout + again.stderr
+  a, b = final_state(tmp_path / "w"), final_state(d / "two")
+  for x, y in zip(jax.tree.leaves({"p": a["params"], "c": a["carry"], "o": a["opt_state"]}),
+                  jax.tree.leaves({"p": b["params"], "c": b["carry"], "o": b["opt_state"]})):
+    np.testing.assert_array_equal(x, y)
+
+
+def lm_cmd_from_data_dir(workdir) -> list[str]:
+  """The tiny LM with its corpus read from $RECURRENT_DATA_DIR/ptb (set per process by the test)."""
+  return [sys.executable, "-m", "experiments.train", f"--config={LM_CONFIG}", f"--workdir={workdir}",
+          "--config.task.path=", *(f"--config.{k}={v}" for k, v in LM_OVERRIDES.items())]
+
+
+@pytest.mark.slow
+def test_a_process_that_raises_stops_the_others_in_bounded_time(tmp_path):
+  """Process 1's data folder lacks the corpus: it fails naming the file and exits at once; process 0,
+  waiting in a collective, is stopped by the coordination service within the heartbeat timeout."""
+  write_corpus(tmp_path / "data" / "ptb")
+  (tmp_path / "empty").mkdir()
+  envs = [{"RECURRENT_DATA_DIR": str(tmp_path / "data")}, {"RECURRENT_DATA_DIR": str(tmp_path / "empty")}]
+  t0 = time.monotonic()
+  procs = start(lm_cmd_from_data_dir(tmp_path / "w"), 2, 2, tmp_path, envs=envs)
+  (rc0, log0), (rc1, log1) = wait_all(procs, tmp_path, timeout=120)
+  took = time.monotonic() - t0
+  print(f"a process that raises: both stopped {took:.0f} s after the start")
+  assert rc1 == 1 and "FileNotFoundError: corpus: expected the file" in log1, log1[-3000:]
+  # process 0 learns it from its collective (gloo: the peer closed the connection) or from the
+  # coordination service (no heartbeats), whichever comes first
+  assert rc0 != 0 and ("another process probably failed first" in log0 or "unhealthy" in log0 or
+                       "stopped sending heartbeats" in log0), log0[-3000:]
+  assert took < 100  # the shutdown barrier alone would hold process 1 for --distributed_timeout=60 s
+
+
+@pytest.mark.slow
+def test_processes_that_read_different_data_fail_saying_so(tmp_path):
+  write_corpus(tmp_path / "a" / "ptb", seed=0)
+  write_corpus(tmp_path / "b" / "ptb", seed=1)
+  envs = [{"RECURRENT_DATA_DIR": str(tmp_path / "a")}, {"RECURRENT_DATA_DIR": str(tmp_path / "b")}]
+  procs = start(lm_cmd_from_data_dir(tmp_path / "w"), 2, 2, tmp_path, envs=envs)
+  results = wait_all(procs, tmp_path, timeout=180)
+  assert all(rc != 0 for rc, _ in results)
+  assert any("data: the processes built different batches for step 0 from the same config "
+             "(process(es) [1] differ from process 0)" in log for _, log in results), results[0][1][-3000:]
+  assert not (tmp_path / "w" / "checkpoints").exists() or not any((tmp_path / "w" / "checkpoints").iterdir())
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """The same config trained by 1 process x 4 devices and by 2 processes x 2 devices (the launcher)."""
@@ -124,8 +236,11 @@ def reference(tmp_path_factory):
   return d, one, two
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_evaluate_like_one_process_with_four_devices(reference):
+  """adding draws its rows jointly from one key: every process builds the whole batch and keeps its rows."""
   d, one, two = reference
+  assert "data: each process builds the whole batch and keeps its rows" in two
   a, b = train_records(d / "one"), train_records(d / "two")
   assert [(r["step"], r["split"]) for r in a] == [(r["step"], r["split"]) for r in b]  # written once
   for ra, rb in zip(a, b):
@@ -138,13 +253,7 @@ def test_two_processes_train_and_evaluate_like_one_process_with_four_devices(ref
   fa = json.loads((d / "one" / "final.json").read_text())
   fb = json.loads((d / "two" / "final.json").read_text())
   np.testing.assert_allclose(fb["eval"]["loss"], fa["eval"]["loss"], rtol=1e-5)
-  # Output once: process 0 logs and writes; process 1 says it started, then only errors.
-  out = two
-  assert out.count("done: step") == 1
-  p1 = [l for l in out.splitlines() if l.startswith("[process 1]") and "Gloo" not in l]
-  assert any("process 1/2" in l and "only errors are logged here" in l for l in p1), p1
-  assert not any("step " in l and "loss" in l for l in p1), p1
-  assert "launch: all 2 processes finished" in out
+  assert_output_once(two)
 
 
 @pytest.mark.slow
@@ -153,12 +262,13 @@ def test_an_evaluation_over_processes_equals_the_one_process_evaluation(referenc
   one = run([sys.executable, "-m", "experiments.evaluate", f"--workdir={d / 'one'}",
              "--checkpoint=latest"], devices=4)
   assert one.returncode == 0, one.stderr[-3000:]
-  expected = json.loads((d / "one" / "evaluate.json").read_text())
-  (d / "one" / "evaluate.json").unlink()
+  written = loop.evaluation_dir(d / "one", OVERRIDES["num_steps"]) / "evaluate.json"
+  expected = json.loads(written.read_text())
+  written.unlink()
   two = launch([sys.executable, "-m", "experiments.evaluate", f"--workdir={d / 'one'}",
                 "--checkpoint=latest"])
   assert two.returncode == 0, two.stdout[-3000:]
-  got = json.loads((d / "one" / "evaluate.json").read_text())
+  got = json.loads(written.read_text())
   assert got.keys() == expected.keys() and got["step"] == expected["step"]
   np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-6)
   assert two.stdout.count("checkpoint step") == 1  # printed (and written) by process 0 only
@@ -266,6 +376,8 @@ import signal, sys, time
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
 i = int(args["process_id"])
 signal.signal(signal.SIGTERM, lambda *_: (print(f"child {i} got SIGTERM", flush=True), sys.exit(143)))
+if sys.argv[1] == "stuck":  # as a process blocked in a collective: its SIGTERM handler never runs
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"child {i} of {args['num_processes']} at {args['coordinator_address']}", flush=True)
 if sys.argv[1] == "fail" and i == 1:
   sys.exit(3)
@@ -313,3 +425,21 @@ def test_launcher_forwards_signals(tmp_path):
       p.kill()
   assert p.returncode == 128 + signal.SIGTERM, out
   assert all(f"child {i} got SIGTERM" in out for i in range(3)), out
+
+
+def test_launcher_kills_processes_that_ignore_a_forwarded_signal(tmp_path):
+  p = launcher_run(tmp_path, "stuck")
+  try:
+    deadline = time.monotonic() + 30
+    seen = []
+    while sum(" of 3 at " in l for l in seen) < 3 and time.monotonic() < deadline:
+      seen.append(p.stdout.readline())
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    out = "".join(seen) + p.communicate(timeout=30)[0]
+  finally:
+    if p.poll() is None:
+      p.kill()
+  assert p.returncode == 128 + signal.SIGTERM, out
+  assert 5 <= time.monotonic() - t0 < 20  # SIGKILL after --grace=5 s, not the children's 60 s sleep
+

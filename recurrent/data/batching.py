@@ -85,26 +85,30 @@ def padded_length(longest: int, bucket: int, max_len: int | None = None) -> int:
 
 
 def pad(seqs: Sequence[np.ndarray], indices: np.ndarray, bucket: int = 16,
-        max_len: int | None = None, pad_value=0, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+        max_len: int | None = None, pad_value=0, dtype=None,
+        rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Stacks ``seqs[i]`` for i in ``indices`` into [B, T, ...] padded with ``pad_value`` -> (array, lengths [B]).
 
   ``seqs`` are arrays [T_i, ...] with the same trailing shape. An index of -1
   gives an empty row (length 0). Sequences longer than ``max_len`` are cut
-  to their first ``max_len`` steps.
+  to their first ``max_len`` steps. ``rows`` (a slice of the batch) builds
+  only those rows, padded to the whole batch's T: exactly ``pad(...)[0][rows]``
+  (one process's share of a global batch, ``recurrent.training.distributed``).
   """
   indices = np.asarray(indices)
-  rows = [seqs[i] if i >= 0 else None for i in indices]
-  real = [r for r in rows if r is not None]
+  real = [seqs[i] for i in indices if i >= 0]
   if not real:
     raise ValueError("indices: a batch needs at least one real example, got only -1")
   trailing = np.asarray(real[0]).shape[1:]
   dtype = dtype or np.asarray(real[0]).dtype
-  lengths = np.array([0 if r is None else len(r) for r in rows], np.int32)
+  lengths = np.array([len(seqs[i]) if i >= 0 else 0 for i in indices], np.int32)
   if max_len is not None:
     lengths = np.minimum(lengths, max_len)
-  T = padded_length(lengths.max(), bucket, max_len)
-  out = np.full((len(rows), T) + trailing, pad_value, dtype)
-  for b, r in enumerate(rows):
-    if r is not None:
-      out[b, :lengths[b]] = np.asarray(r)[:lengths[b]]
+  T = padded_length(lengths.max(), bucket, max_len)  # of the whole batch, whatever ``rows``
+  if rows is not None:
+    indices, lengths = indices[rows], lengths[rows]
+  out = np.full((len(indices), T) + trailing, pad_value, dtype)
+  for b, i in enumerate(indices):
+    if i >= 0:
+      out[b, :lengths[b]] = np.asarray(seqs[i])[:lengths[b]]
   return out, lengths

@@ -108,8 +108,8 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
     loss, metrics = window_loss(logits_BTV, batch, t.sum_over_time, bits_name)
     return loss, (metrics, carry)
 
-  def train_batch(step):
-    return stream.train_window(train_BL, step, T)
+  def train_batch(step, rows=None):  # rows: a slice of the streams (one process's share)
+    return stream.train_window(train_BL[rows or slice(None)], step, T)
 
   def eval_batches():
     return stream.eval_windows(valid_ids, E, T)

@@ -99,11 +99,12 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
   model = WordTagger(tagger, len(data.vocab), config.model.embed_size)
   order = batching.EpochOrder(len(data.word_ids["train"]), config.batch_size, config.seed)
 
-  def make_batch(split, idx):
-    w, lengths = batching.pad(data.word_ids[split], idx, t.bucket, t.max_len, dtype=np.int32)
-    c, _ = batching.pad(data.casing_ids[split], idx, t.bucket, t.max_len, dtype=np.int32)
-    y, _ = batching.pad(data.tag_ids[split], idx, t.bucket, t.max_len, dtype=np.int32)
-    return {"words": w, "casing": c, "tags": y, "lengths": lengths, "index": idx}
+  def make_batch(split, idx, rows=None):  # rows: a slice of the batch, padded like the whole
+    w, lengths = batching.pad(data.word_ids[split], idx, t.bucket, t.max_len, dtype=np.int32, rows=rows)
+    c, _ = batching.pad(data.casing_ids[split], idx, t.bucket, t.max_len, dtype=np.int32, rows=rows)
+    y, _ = batching.pad(data.tag_ids[split], idx, t.bucket, t.max_len, dtype=np.int32, rows=rows)
+    return {"words": w, "casing": c, "tags": y, "lengths": lengths,
+            "index": idx[rows or slice(None)]}
 
   def split_batches(split):
     lengths = [len(s) for s in data.word_ids[split]]
@@ -142,8 +143,8 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
       out.update(extra_report(params, predict, step, workdir))
     return out
 
-  def train_batch(step):
-    batch = make_batch("train", order.indices(step))
+  def train_batch(step, rows=None):  # rows: a slice of the batch (one process's share)
+    batch = make_batch("train", order.indices(step), rows)
     del batch["index"]
     return batch
 

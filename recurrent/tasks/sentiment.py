@@ -57,10 +57,15 @@ class Data(NamedTuple):
   vocab: Vocab
   model: SequenceClassifier
 
-  def batch(self, config, split: str, idx: np.ndarray) -> dict:
-    """Padded batch of the sentences ``idx`` of ``split`` (index -1: an empty row with label -1)."""
+  def batch(self, config, split: str, idx: np.ndarray, rows: slice | None = None) -> dict:
+    """Padded batch of the sentences ``idx`` of ``split`` (index -1: an empty row with label -1).
+
+    ``rows``: only that slice of the batch, padded like the whole.
+    """
     t = config.task
-    x, lengths = batching.pad(self.ids[split], idx, t.bucket, t.max_len, pad_value=0, dtype=np.int32)
+    x, lengths = batching.pad(self.ids[split], idx, t.bucket, t.max_len, pad_value=0, dtype=np.int32,
+                              rows=rows)
+    idx = idx[rows or slice(None)]
     y = np.where(idx >= 0, self.labels[split][np.maximum(idx, 0)], -1).astype(np.int32)
     return {"inputs": x, "lengths": lengths, "labels": y}
 
@@ -88,8 +93,8 @@ def make_task(config, examples: list[Example]) -> Task:
   splits, ids, model = data.splits, data.ids, data.model
   order = batching.EpochOrder(len(ids["train"]), config.batch_size, config.seed)
 
-  def make_batch(split, idx):
-    return data.batch(config, split, idx)
+  def make_batch(split, idx, rows=None):
+    return data.batch(config, split, idx, rows)
 
   def split_batches(split):
     lengths = [len(s) for s in ids[split]]
@@ -123,7 +128,7 @@ def make_task(config, examples: list[Example]) -> Task:
     return {"test_accuracy": m["accuracy"], "test_loss": m["loss"]}
 
   return Task(init_params=init_params, loss_fn=loss_fn,
-              train_batch=lambda step: make_batch("train", order.indices(step)),
+              train_batch=lambda step, rows=None: make_batch("train", order.indices(step), rows),
               eval_batches=lambda: split_batches("valid"),
               num_tokens=lambda batch: int(np.sum(batch["lengths"])),
               eval_metric="accuracy", eval_mode="max", report=report)

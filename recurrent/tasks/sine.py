@@ -68,8 +68,8 @@ def build(config) -> Task:
     sse, n = jnp.sum(err_B1 ** 2), err_B1.size
     return sse / n, {"loss": (sse, n), "mse": (sse, n)}
 
-  def train_batch(step):
-    idx = epoch_batch(len(x_train), batch_size, seed, step)
+  def train_batch(step, rows=None):  # rows: a slice of the batch (one process's share)
+    idx = epoch_batch(len(x_train), batch_size, seed, step)[rows or slice(None)]
     return {"x": x_train[idx], "y": y_train[idx]}
 
   def eval_batches():

@@ -94,9 +94,9 @@ def build(config) -> Task:
     raise ValueError(f"task.bleu_sentences: must be >= 1 and the held-out split non-empty, got "
                      f"{t.bleu_sentences} of {len(test['src'])} held-out pairs")
 
-  def train_batch(step):
+  def train_batch(step, rows=None):  # rows: a slice of the batch (one process's share)
     epoch, i = divmod(step, N // B)
-    idx = _permutation(config.seed, epoch, N)[i * B:(i + 1) * B]
+    idx = _permutation(config.seed, epoch, N)[i * B:(i + 1) * B][rows or slice(None)]
     batch = {k: v[idx] for k, v in train.items()}
     batch["teacher_forcing"] = _seq2seq.teacher_forcing_ratio(config, step)
     return batch

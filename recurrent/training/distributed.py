@@ -2,7 +2,7 @@
 
     distributed.define_flags()                    # in a binary, next to --config and --workdir
     distributed.initialize_from_flags()           # in main(), before anything touches a device
-    batch = distributed.shard_batch(task.train_batch(step), mesh)   # this process's rows -> a global array
+    local, batch = distributed.train_batch(task, step, mesh, batch_size)  # its rows, the global batch
     distributed.run_on_main(lambda: write(...), "writing config.json")  # output once, errors everywhere
 
 One JAX process per host (or per group of accelerators) runs the same
@@ -16,14 +16,23 @@ and a run is exactly the single-process run. ``--distributed`` asks JAX to
 detect the cluster (SLURM, Cloud TPU pod slices, Open MPI, Kubernetes).
 
 Data: the global batch of a step is a pure function of (seed, step); process
-p of P holds the rows its devices own, ``[p B/P, (p+1) B/P)`` on the usual
-mesh, read off the sharding (``local_rows``), and
+p of P owns the rows its devices own, ``[p B/P, (p+1) B/P)`` on the usual
+mesh, read off the sharding (``local_rows``), builds only those, and
 ``jax.make_array_from_process_local_data`` joins the slices into one global
-array. So a run on 2 processes x 2 devices sees bitwise the batches of a run
-on 1 process x 4 devices, and the gradient all-reduce makes them train the
-same model. Evaluation batches are split the same way: each eval step's
-(total, count) is reduced over the whole mesh inside the jitted step, once,
-and every process reads the same replicated result.
+array. A task builds a slice of its batch when its ``train_batch`` takes a
+``rows`` argument,
+
+    train_batch(step, rows=None)   # rows: a slice of the global batch; None = all of it
+
+which must return exactly ``train_batch(step)[rows]`` (leaf by leaf; scalar
+leaves whole), padded to the *global* batch's length (``batching.pad(...,
+rows=)`` does that); the first step of a multi-process run checks it. A task
+whose ``train_batch`` takes only the step is built whole on every process and
+cut (``task_rows``). So a run on 2 processes x 2 devices sees bitwise the
+batches of a run on 1 process x 4 devices, and the gradient all-reduce makes
+them train the same model. Evaluation batches are split the same way: each
+eval step's (total, count) is reduced over the whole mesh inside the jitted
+step, once, and every process reads the same replicated result.
 
 Failures: a process that raises leaves the others waiting in a collective;
 JAX's coordination service then stops every process within
@@ -36,10 +45,15 @@ raises the same error at the same point and the run ends at once.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
 import json
 import os
 import socket
+import sys
 import time
+import traceback
 from typing import Any, Callable
 
 import jax
@@ -163,6 +177,36 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   return True
 
 
+@contextlib.contextmanager
+def fail_fast(grace_s: float = 2.0):
+  """In a run of several processes, an exception ends this process soon (status 1), traceback printed.
+
+  Left to Python, a process that raised would wait in JAX's shutdown barrier
+  for ``--distributed_timeout`` while the others wait in their next
+  collective. Exiting at once lets the launcher (or ``srun
+  --kill-on-bad-exit``) stop the others now, and the coordination service
+  declares this process dead within ``--heartbeat_timeout`` otherwise. It
+  waits ``grace_s`` first: when this process exits, JAX aborts the others,
+  and those that hit the same error a moment later should print it. The
+  ``finally`` blocks inside (the workdir lock, the metric writer) have run
+  by then. One process: the exception propagates as usual.
+  """
+  try:
+    yield
+  except Exception as e:  # noqa: BLE001 - re-raised in one process; printed, then exit, in several
+    if not jax.distributed.is_initialized():
+      raise
+    traceback.print_exc()
+    if isinstance(e, jax.errors.JaxRuntimeError):  # a collective whose peer is gone: say where to look
+      print(f"process {jax.process_index()}: a collective failed ({str(e).splitlines()[0][:200]}); "
+            "another process probably failed first: see its output", file=sys.stderr)
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(grace_s)  # others failing at the same point (a bad value) print their errors too
+    os._exit(1)
+
+
 def is_main() -> bool:
   """True in the process that writes logs, metrics, figures and final.json (process 0)."""
   return jax.process_index() == 0
@@ -197,40 +241,150 @@ def local_rows(size: int, mesh: Mesh) -> tuple[int, int]:
   return spans[0][0], spans[-1][1]
 
 
-def _global(batch, mesh: Mesh, name: str, split: bool):
-  """A global array per leaf from this process's rows (``split``) or from the full leaf (replicated)."""
-  n = mesh.shape[parallel.AXIS]
+def takes_rows(train_batch: Callable) -> bool:
+  """Whether a task's ``train_batch`` can build a slice of its batch (it has a ``rows`` parameter)."""
+  try:
+    return "rows" in inspect.signature(train_batch).parameters
+  except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+    return False
+
+
+def task_rows(task, step: int, rows: slice):
+  """Rows ``rows`` of the global batch of ``step``: built alone if the task can, else cut from the whole."""
+  if takes_rows(task.train_batch):
+    return task.train_batch(step, rows=rows)
+  return jax.tree.map(lambda x: x[rows] if np.ndim(x) else x, task.train_batch(step))
+
+
+def check_rows(task, step: int, rows: slice, local, whole=None) -> None:
+  """Fails naming the leaf unless ``local`` (the task's own slice) equals ``rows`` of the whole batch."""
+  whole = jax.tree_util.tree_flatten_with_path(task.train_batch(step) if whole is None else whole)[0]
+  mine = jax.tree_util.tree_flatten_with_path(local)[0]
+  where = f"task.train_batch({step}, rows=slice({rows.start}, {rows.stop}))"
+  if [k for k, _ in whole] != [k for k, _ in mine]:
+    raise ValueError(f"{where}: leaves {[jax.tree_util.keystr(k) for k, _ in mine]}, but the "
+                     f"whole batch has {[jax.tree_util.keystr(k) for k, _ in whole]}")
+  for (path, w), (_, m) in zip(whole, mine):
+    w, m = np.asarray(w), np.asarray(m)
+    expected = w[rows] if w.ndim else w
+    if expected.shape != m.shape or expected.dtype != m.dtype or not np.array_equal(expected, m):
+      what = "holds other values than" if (expected.shape, expected.dtype) == (m.shape, m.dtype) \
+          else "differs from"
+      raise ValueError(
+          f"{where}{jax.tree_util.keystr(path)}: {m.dtype}{list(m.shape)} {what} rows "
+          f"{rows.start}:{rows.stop} of the whole batch ({expected.dtype}{list(expected.shape)}); "
+          "a task's slice must equal the same rows of its whole batch, padded to the whole "
+          "batch's length")
+
+
+def train_batch(task, step: int, mesh: Mesh, batch_size: int, check: bool = False):
+  """(this process's rows, the global batch on the mesh) of training step ``step``.
+
+  One process: the whole batch, sharded with ``parallel.shard_batch``. Several:
+  process p builds its rows only (``task_rows``; ``check`` compares them with
+  the whole batch first) and ``jax.make_array_from_process_local_data`` joins
+  them into [batch_size, ...] global arrays; scalar leaves are replicated.
+  """
+  if jax.process_count() == 1:
+    batch = task.train_batch(step)
+    return batch, parallel.shard_batch(batch, mesh)
+  start, stop = local_rows(batch_size, mesh)
+  local = task_rows(task, step, slice(start, stop))
+  if check:
+    whole = task.train_batch(step)
+    if takes_rows(task.train_batch):
+      check_rows(task, step, slice(start, stop), local, whole)
+    check_same_data(whole, step)
+    logging.info("data: each process builds %s of each batch of %d (this one rows %d:%d)",
+                 "only its rows" if takes_rows(task.train_batch) else
+                 "the whole batch and keeps its rows (task.train_batch takes no rows)",
+                 batch_size, start, stop)
   sharded, rep = NamedSharding(mesh, P(parallel.AXIS)), parallel.replicated(mesh)
 
   def put(path, x):
     x = np.asarray(x)
-    if x.ndim == 0 or not split:
+    if x.ndim == 0:
       return jax.make_array_from_process_local_data(rep, x, x.shape)
-    if x.shape[0] % n:
-      raise ValueError(
-          f"{name}{jax.tree_util.keystr(path)}: leading axis {x.shape[0]} does not divide over "
-          f"{jax.process_count()} process(es) x {n // jax.process_count()} device(s) = {n} "
-          f"devices; make batch_size a multiple of {n}")
+    if x.shape[0] != stop - start:
+      raise ValueError(f"task.train_batch{jax.tree_util.keystr(path)}: {x.shape[0]} rows for rows "
+                       f"{start}:{stop} of a batch of {batch_size}; expected {stop - start}")
+    return jax.make_array_from_process_local_data(sharded, x, (batch_size,) + x.shape[1:])
+
+  return local, jax.tree_util.tree_map_with_path(put, local)
+
+
+def place_state(state, mesh: Mesh):
+  """``parallel.place_state`` across processes, each process giving only what it holds.
+
+  Every leaf but the carry is replicated from this process's copy (the same
+  on every process: built from the seed); a stateful task's carry [B, ...]
+  is split over 'data' like the batch, each process giving the rows of its
+  own streams. ``jax.make_array_from_process_local_data`` throughout: no
+  cross-process check per leaf, as ``jax.device_put`` would make.
+  """
+  if jax.process_count() == 1:
+    return parallel.place_state(state, mesh)
+  sharded, rep = NamedSharding(mesh, P(parallel.AXIS)), parallel.replicated(mesh)
+
+  def rows(x):
+    x = np.asarray(x)
     start, stop = local_rows(x.shape[0], mesh)
     return jax.make_array_from_process_local_data(sharded, x[start:stop], x.shape)
 
-  return jax.tree_util.tree_map_with_path(put, batch)
+  whole = lambda x: jax.make_array_from_process_local_data(rep, np.asarray(x), np.shape(x))
+  return jax.tree.map(whole, state._replace(carry=()))._replace(carry=jax.tree.map(rows, state.carry))
 
 
-def shard_batch(batch, mesh: Mesh, name: str = "batch"):
-  """``parallel.shard_batch`` across processes: each keeps its rows of the global batch."""
+def check_same_data(batch, step: int) -> None:
+  """Fails on every process unless all built the same whole batch for ``step`` (a SHA-256 of its leaves).
+
+  The same config read on hosts with different data files (another copy of
+  a corpus, another $RECURRENT_DATA_DIR) would otherwise train on different
+  data per process, or fail later in a collective with mismatched shapes.
+  """
+  digest = hashlib.sha256()
+  for path, x in jax.tree_util.tree_flatten_with_path(batch)[0]:
+    x = np.ascontiguousarray(np.asarray(x))
+    digest.update(f"{jax.tree_util.keystr(path)}:{x.dtype}:{x.shape}".encode())
+    digest.update(x.tobytes())
+  digests = allgather_json(digest.hexdigest())
+  differ = [p for p, d in enumerate(digests) if d != digests[0]]
+  if differ:
+    raise ValueError(
+        f"data: the processes built different batches for step {step} from the same config (process(es) "
+        f"{differ} differ from process 0); every process must read the same data files (check "
+        "the task's path and $RECURRENT_DATA_DIR on every host)")
+
+
+def process_sum(value: float) -> float:
+  """The sum of ``value`` over the processes, on every process (a host-side count, e.g. tokens)."""
   if jax.process_count() == 1:
-    return parallel.shard_batch(batch, mesh, name)
-  return _global(batch, mesh, name, split=True)
+    return value
+  return float(np.sum(multihost_utils.process_allgather(np.array([value], np.float64))))
 
 
 def place_eval_batch(batch, mesh: Mesh):
-  """``parallel.place_eval_batch`` across processes: split when it divides, replicated otherwise."""
+  """``parallel.place_eval_batch`` across processes: split when it divides, replicated otherwise.
+
+  Every process reads the whole eval batch (eval batches are fixed arrays or
+  cheap windows) and keeps its rows, as in training; the eval step's (total,
+  count) are then sums over the whole mesh, computed once inside the jit.
+  """
   if jax.process_count() == 1:
     return parallel.place_eval_batch(batch, mesh)
   n = mesh.shape[parallel.AXIS]
   sizes = {np.shape(x)[0] for x in jax.tree.leaves(batch) if np.ndim(x)}
-  return _global(batch, mesh, "eval batch", split=all(s % n == 0 for s in sizes))
+  split = all(s % n == 0 for s in sizes)
+  sharded, rep = NamedSharding(mesh, P(parallel.AXIS)), parallel.replicated(mesh)
+
+  def put(x):
+    x = np.asarray(x)
+    if x.ndim == 0 or not split:
+      return jax.make_array_from_process_local_data(rep, x, x.shape)
+    start, stop = local_rows(x.shape[0], mesh)
+    return jax.make_array_from_process_local_data(sharded, x[start:stop], x.shape)
+
+  return jax.tree.map(put, batch)
 
 
 def allgather_json(obj) -> list:
@@ -246,7 +400,12 @@ def allgather_json(obj) -> list:
 
 
 def check_same_config(config_dict: dict, diff: Callable[[dict, dict], list[str]]) -> None:
-  """Fails on every process, naming the fields, unless all processes run the same config."""
+  """Fails on every process, naming the fields, unless all processes run the same config.
+
+  Across processes it also checks, at the same point on every process, that
+  ``batch_size`` divides over all their devices (``make_mesh`` checks it
+  again): an error that every process finds is best found by all at once.
+  """
   configs = allgather_json(config_dict)
   differ = {p: fields for p, c in enumerate(configs) if (fields := diff(configs[0], c))}
   if differ:
@@ -256,6 +415,11 @@ def check_same_config(config_dict: dict, diff: Callable[[dict, dict], list[str]]
         for p, fields in differ.items())
     raise ValueError(f"config: the processes were started with different configs ({details}); "
                      "every process must get the same --config and overrides")
+  batch_size = config_dict.get("batch_size")
+  if jax.process_count() > 1 and isinstance(batch_size, int) and batch_size % jax.device_count():
+    raise ValueError(f"batch_size: {batch_size} does not divide over {jax.process_count()} processes x "
+                     f"{jax.local_device_count()} device(s) = {jax.device_count()} devices; make it a "
+                     f"multiple of {jax.device_count()}")
 
 
 def _get(d: dict, dotted: str):

@@ -8,11 +8,13 @@ Each process gets the command plus ``--coordinator_address=127.0.0.1:PORT``
 (a free port, found by binding port 0), ``--num_processes=N`` and
 ``--process_id=i``. Process 0's output passes through unchanged, the others'
 lines are prefixed ``[process i]``. SIGINT, SIGTERM and SIGHUP are forwarded
-to every process. When one process fails (a non-zero status or a signal) the
-launcher says which, sends the others SIGTERM, then SIGKILL after
-``--grace`` seconds, and exits with the failed process's status; it exits 0
-only when every process did. ``--devices_per_process=K`` simulates K CPU
-devices per process (``XLA_FLAGS=--xla_force_host_platform_device_count=K``).
+to every process, and those still running ``--grace`` seconds later get
+SIGKILL (a process blocked in a collective cannot run a SIGTERM handler).
+When one process fails (a non-zero status or a signal) the launcher says
+which, sends the others SIGTERM, then SIGKILL after ``--grace`` seconds, and
+exits with the failed process's status; it exits 0 only when every process
+did. ``--devices_per_process=K`` simulates K CPU devices per process
+(``XLA_FLAGS=--xla_force_host_platform_device_count=K``).
 
 On a cluster the scheduler starts the processes instead (see the README:
 an ``sbatch`` script with ``srun``, or a TPU pod slice with ``--worker=all``).
@@ -100,11 +102,14 @@ def launch(command: list[str], num_processes: int, devices_per_process: int = 0,
           pass
 
   received = []
+  kill_at = []  # when the processes still running get SIGKILL: set by a failure or a forwarded signal
 
   def forward(sig, frame):
     del frame
     received.append(sig)
     send(sig, procs)
+    if not kill_at:  # a process blocked in a collective cannot run its SIGTERM handler
+      kill_at.append(time.monotonic() + grace)
 
   previous = {s: signal.signal(s, forward) for s in FORWARDED}
   try:
@@ -118,8 +123,8 @@ def launch(command: list[str], num_processes: int, devices_per_process: int = 0,
           echo(f"launch: process {failed[0]} exited with {describe(failed[1])}; stopping the "
                f"other {len(others)} (SIGTERM, SIGKILL after {grace:g} s)")
           send(signal.SIGTERM, others)
-          kill_at = time.monotonic() + grace
-      elif time.monotonic() >= kill_at:
+          kill_at[:] = [time.monotonic() + grace]
+      if kill_at and time.monotonic() >= kill_at[0]:
         send(signal.SIGKILL, procs)
       time.sleep(0.05)
   finally:

@@ -116,7 +116,7 @@ class _Setup:
 
   def initial_state(self) -> state_lib.TrainState:
     """The step-0 state, replicated over the mesh (the first compile)."""
-    return parallel.place_state(
+    return distributed.place_state(
         state_lib.init_state(self.task, self.tx, self.seed, self.batch_size), self.mesh)
 
   def check_shapes(self, optim, step: int) -> None:
@@ -128,7 +128,7 @@ class _Setup:
     """
     state = jax.eval_shape(
         lambda: state_lib.init_state(self.task, self.tx, self.seed, self.batch_size))
-    batch = distributed.shard_batch(self.task.train_batch(step), self.mesh)
+    batch = distributed.train_batch(self.task, step, self.mesh, self.batch_size, check=True)[1]
     jax.eval_shape(state_lib.make_train_step(self.task, self.tx, optim), state, batch)
     eval_batch = next(iter(self.task.eval_batches()), None)
     if eval_batch is None:
@@ -214,9 +214,9 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   num_steps = config.num_steps
   try:  # the event file is flushed even when a NaN or a failed save stops the run
     for step in range(start, num_steps):
-      batch = task.train_batch(step)
-      window_tokens.append(task.num_tokens(batch))
-      state, metrics = train_step(state, distributed.shard_batch(batch, mesh))
+      local, batch = distributed.train_batch(task, step, mesh, config.batch_size)  # local: its rows
+      window_tokens.append(task.num_tokens(local))
+      state, metrics = train_step(state, batch)
       window_metrics.append(metrics)
       window_steps += 1
       done = step + 1
@@ -229,7 +229,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
         scalars = metrics_lib.window_means(jax.device_get(window_metrics))
         window_metrics = []
         elapsed = time.perf_counter() - window_start
-        tokens = float(sum(float(t) for t in window_tokens))
+        tokens = distributed.process_sum(float(sum(float(t) for t in window_tokens)))
         scalars["steps_per_s"] = window_steps / elapsed
         scalars["tokens_per_s"] = tokens / elapsed
         writer.write(done, "train", scalars)
