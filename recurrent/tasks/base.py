@@ -53,6 +53,10 @@ class Task:
       count). ``rng`` is a key in training (dropout, scheduled sampling) and
       None in evaluation, which must then be deterministic.
     train_batch: step -> batch, a pure function of the config's seed and step.
+      It may also take ``rows`` (a slice of the global batch): then it returns
+      only those rows, padded to the global batch's length (``batching.pad(...,
+      rows=)``), and each process of a multi-process run builds only its own
+      (``recurrent.training.distributed.train_batch``; checked at the first step).
     eval_batches: () -> iterable of batches covering the held-out split.
     num_tokens: batch -> the number of real (unpadded) tokens, for tokens/s.
     eval_metric: the metric that picks the best checkpoint.
