@@ -169,7 +169,7 @@ def _fmt_steps(steps_S: np.ndarray, config) -> str:
   learned = np.isfinite(steps_S)
   if not learned.any():
     return f"never (>{config.num_steps})"
-  return f"{np.median(np.where(learned, steps_S, np.inf)):g} ({learned.sum()}/{learned.size} seeds)"
+  return f"{np.median(steps_S[learned]):g} ({learned.sum()}/{learned.size} seeds)"
 
 
 def write_csv(path: Path, results: dict) -> list[dict]:
