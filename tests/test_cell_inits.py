@@ -113,6 +113,7 @@ def test_new_cells_train_a_few_steps_on_the_long_range_tasks(task, cell):
   assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_a_cell_spec_runs_through_the_harness(tmp_path):
   """configs/adding.py:smoke with --config.model.cell=lru, through train_and_evaluate."""
   from configs import adding
