@@ -1,7 +1,8 @@
 """Horizon against length (issue 16): how far back can each cell learn, classic and linear?
 
-    python -m experiments.horizon_sweep --config=configs/horizon_sweep.py:reduced --workdir=runs/horizon_reduced
-    python -m experiments.horizon_sweep --workdir=runs/horizon_sweep            # the full sweep (hours here)
+    python -m experiments.horizon_sweep --config=configs/horizon_sweep.py:reduced \
+        --workdir=runs/horizon_reduced
+    python -m experiments.horizon_sweep --workdir=runs/horizon_sweep   # the full sweep (hours here)
     python -m experiments.horizon_sweep --config=configs/horizon_sweep.py:smoke --workdir=/tmp/hs
 
 Trains every cell of ``cells`` on every task of ``tasks`` at every delay T of
@@ -51,7 +52,7 @@ def get_config(arg=None):
   )
   config.hidden_sizes = (64,)              # one size per layer
   config.layer = 0                         # the layer whose state is measured
-  config.part = "carry"                    # the whole state: (h, c) of an LSTM, (Re h, Im h, y) of an LRU
+  config.part = "carry"                    # the whole state: (h, c) LSTM, (Re h, Im h, y) LRU
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"               # adam | adamw | sgd | rmsprop | adagrad

@@ -1,6 +1,7 @@
 """Horizon against length: every cell, every T, several seeds (see configs/horizon_sweep.py).
 
-    python -m experiments.horizon_sweep --config=configs/horizon_sweep.py:reduced --workdir=runs/horizon_reduced
+    python -m experiments.horizon_sweep --config=configs/horizon_sweep.py:reduced \
+        --workdir=runs/horizon_reduced
 
 Writes horizon_sweep_<task>.png, diagonal_decay_<task>.png, sweep.csv and
 config.json to the workdir; prints progress with an ETA and a table per task.

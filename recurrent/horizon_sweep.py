@@ -127,7 +127,8 @@ def run(config, workdir: str | Path, log=print, train=gradient_lab.train_arm) ->
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
-  points = [(task, T, spec) for task in config.tasks for T in config.delays for spec in config.cells]
+  points = [(task, T, spec) for task in config.tasks for T in config.delays
+            for spec in config.cells]
   cost = np.array([T for _, T, _ in points], np.float64)     # the work of a point grows with T
   log(f"horizon sweep: {len(config.tasks)} tasks x {len(config.delays)} lengths x "
       f"{len(config.cells)} cells = {len(points)} points, {config.num_seeds} seeds, "
@@ -276,7 +277,8 @@ def plot_decay(path: Path, config, task: str, cells, results: dict) -> Path:
 def table(config, task: str, results: dict) -> str:
   """Per cell and T: median loss/baseline, seeds learned, horizon at init and end (median)."""
   fmt_h = lambda h, T: f">{T - 1}" if np.isinf(h) else f"{h:g}"  # noqa: E731
-  head = f"{'cell':<26} {'T':>4} {'loss/base':>9} {'learned':>7} {'steps':>6} {'hor@init':>8} {'hor@end':>8}"
+  head = (f"{'cell':<26} {'T':>4} {'loss/base':>9} {'learned':>7} {'steps':>6} {'hor@init':>8} "
+          f"{'hor@end':>8}")
   lines = [head, "-" * len(head)]
   for spec in config.cells:
     for T in config.delays:

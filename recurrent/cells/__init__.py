@@ -88,7 +88,7 @@ def parse_cell(spec: str) -> tuple[str, dict]:
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, **kwargs) -> Cell:
-  """Builds a registered cell by name (with optional ``:field=value,...``); an unknown name fails listing the valid ones."""
+  """Builds a cell from its spec (``name:field=value,...``); an unknown name lists the valid ones."""
   base, options = parse_cell(name)
   cls, fixed = CELLS[base]
   return cls(input_size=input_size, hidden_size=hidden_size, **{**fixed, **options, **kwargs})

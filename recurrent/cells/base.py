@@ -63,7 +63,7 @@ RECURRENT_INITS: dict[str, Initializer] = {
 
 
 def recurrent_initializer(init: Initializer | str) -> Initializer:
-  """The initialiser itself, or the one ``RECURRENT_INITS`` names; an unknown name lists the valid ones."""
+  """The initialiser itself, or the one ``RECURRENT_INITS`` names (an unknown name lists them)."""
   if isinstance(init, str):
     if init not in RECURRENT_INITS:
       raise ValueError(f"recurrent_init: unknown initialiser {init!r}; valid names are "

@@ -57,7 +57,7 @@ class LRUCarry(NamedTuple):
 
 
 def ring_init(key: Array, n: int, r_min: float, r_max: float, max_phase: float):
-  """(nu_log, theta_log) [N]: |lambda| uniform on the ring (by area), phase uniform in [0, max_phase]."""
+  """(nu_log, theta_log) [N]: |lambda| uniform on the ring (by area), phase U[0, max_phase]."""
   k_r, k_p = jax.random.split(key)
   u_r = jax.random.uniform(k_r, (n,), jnp.float32)
   u_p = jax.random.uniform(k_p, (n,), jnp.float32)
