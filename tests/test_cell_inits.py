@@ -97,8 +97,9 @@ def test_spec_values_take_the_fields_types():
   assert make_cell("lru:state_size=7", 3, 4).init(jax.random.key(0))["C_re"].shape == (7, 4)
 
 
-@pytest.mark.parametrize("task,cell", [("adding", "rg_lru"), ("copy_memory", "lru"),
-                                       ("adding", "irnn"), ("adding", "gru:chrono=6")])
+@pytest.mark.parametrize("task,cell", [
+    ("adding", "rg_lru"), ("copy_memory", "lru"), ("adding", "irnn"),
+    pytest.param("adding", "gru:chrono=6", marks=pytest.mark.slow)])
 def test_new_cells_train_a_few_steps_on_the_long_range_tasks(task, cell):
   import importlib
 

@@ -103,7 +103,7 @@ def test_every_form_equals_the_numpy_reference(name):
 
 
 @pytest.mark.parametrize("name,reverse", [
-    ("lru", False), ("rg_lru", False),
+    ("lru", False), pytest.param("rg_lru", False, marks=pytest.mark.slow),
     pytest.param("lru", True, marks=pytest.mark.slow),
     pytest.param("rg_lru", True, marks=pytest.mark.slow)])
 def test_associative_and_sequential_gradients_equal_with_padding(name, reverse):
