@@ -9,7 +9,7 @@ A complex diagonal linear recurrence read out by a real linear map:
     h_t = lambda * h_{t-1} + exp(gamma_log) * (B x_t)       h in C^N, B = B_re + i B_im
     y_t = Re(C h_t) + D x_t                                 C = C_re + i C_im
 
-Initialisation (their Section 3 and Appendix A): |lambda| drawn uniformly on
+Initialisation (their Section 3 and appendix): |lambda| drawn uniformly on
 the ring r_min <= |lambda| <= r_max of the complex plane (|lambda|^2 uniform
 in [r_min^2, r_max^2]; nu_log = log(-log|lambda|)), the phase uniform in
 [0, max_phase] (theta_log = log(phase)); the normalisation
