@@ -106,12 +106,16 @@ def _optim_with_clip(optim, clip_norm: float):
   return optim
 
 
-def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
+def train_arm(config, problem: Problem, arm: Arm, log=print, jacobian: bool = True,
+              extra=None) -> dict:
   """Trains ``num_seeds`` models of one arm, measuring at every checkpoint step.
 
-  Returns numpy arrays: grad [C, S, K], jac [C, S, K] (by distance k),
-  eval_loss [C, S], max_sv [C, S], and the training log (steps [N],
-  loss [N, S], grad_norm [N, S]: each the mean over a log_every chunk).
+  Returns numpy arrays: grad [C, S, K], jac [C, S, K] (by distance k; NaN
+  with ``jacobian=False``, which skips its H backward passes), eval_loss
+  [C, S], max_sv [C, S], extra [C, S, ...] (``extra(model, params,
+  diag_batch)`` of one seed's parameters, when given), and the training log
+  (steps [N], loss [N, S], grad_norm [N, S]: each the mean over a log_every
+  chunk).
   """
   S = config.num_seeds
   model = problem.make_model(cell=arm.cell, hidden_sizes=tuple(config.hidden_sizes))
@@ -149,24 +153,29 @@ def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
     g_BTH = diagnostics.hidden_gradients(
         model, variables, args, lambda out: problem.final_loss(out, diag_batch),
         layer=layer, part=config.part)
-    jac_BT = diagnostics.jacobian_norms(model, variables, args, layer=layer, part=config.part)
+    if jacobian:
+      jac_BT = diagnostics.jacobian_norms(model, variables, args, layer=layer, part=config.part)
+    else:
+      jac_BT = jnp.full(g_BTH.shape[:2], jnp.nan, g_BTH.dtype)
     eval_loss = loss_of(params, eval_batch)
     svs = diagnostics.recurrent_singular_values(params)
-    max_sv = jnp.max(jnp.stack([jnp.max(s) for s in svs.values()]))
+    max_sv = (jnp.max(jnp.stack([jnp.max(s) for s in svs.values()])) if svs
+              else jnp.zeros((), jnp.float32))       # a linear recurrence has no W_h
     grad_K = jnp.mean(jnp.linalg.norm(g_BTH, axis=-1), axis=0)[::-1]
-    return grad_K, jnp.mean(jac_BT, axis=0)[::-1], eval_loss, max_sv
+    more = jnp.zeros(()) if extra is None else extra(model, params, diag_batch)
+    return grad_K, jnp.mean(jac_BT, axis=0)[::-1], eval_loss, max_sv, more
 
   params, opt_state = jax.jit(jax.vmap(init))(init_keys)
   chunk_fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None)), donate_argnums=(0, 1))
   diagnose_fn = jax.jit(jax.vmap(diagnose))
 
   checkpoints = set(config.checkpoint_steps)
-  results = {"grad": [], "jac": [], "eval_loss": [], "max_sv": []}
+  results = {"grad": [], "jac": [], "eval_loss": [], "max_sv": [], "extra": []}
   log_steps, log_loss, log_gnorm = [], [], []
 
   def measure(step):
     out = jax.device_get(diagnose_fn(params))
-    for name, value in zip(("grad", "jac", "eval_loss", "max_sv"), out):
+    for name, value in zip(("grad", "jac", "eval_loss", "max_sv", "extra"), out):
       results[name].append(np.asarray(value, np.float64))
     horizons = [diagnostics.effective_horizon(p, config.horizon_factor) for p in out[0]]
     log(f"  [{arm.label}] step {step}: held-out loss {np.median(out[2]):.4f} "
@@ -199,7 +208,7 @@ def train_arm(config, problem: Problem, arm: Arm, log=print) -> dict:
       measure(step)
   return {**{k: np.stack(v) for k, v in results.items()},
           "steps": np.asarray(log_steps), "loss": np.stack(log_loss),
-          "grad_norm": np.stack(log_gnorm)}
+          "grad_norm": np.stack(log_gnorm), "params": jax.device_get(params)}
 
 
 def horizons(grad_CSK: np.ndarray, factor: float) -> np.ndarray:

@@ -6,6 +6,7 @@ gradient all-reduced over the same 4 slices), and evaluate what it evaluates.
 """
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -408,7 +409,11 @@ def test_launcher_stops_the_others_when_one_fails(tmp_path):
   assert p.returncode == 3, out
   assert time.monotonic() - t0 < 30  # the others would sleep 60 s
   assert "launch: process 1 exited with status 3; stopping the other 2" in out
-  assert "child 0 got SIGTERM" in out and "[process 2] child 2 got SIGTERM" in out
+  # each other child was stopped by the SIGTERM: it says so, or (under load, before its handler
+  # was installed) the launcher reports it terminated by the signal
+  statuses = re.search(r"\(statuses: ([^)]*)\)", out).group(1).split(", ")
+  for i, said in ((0, "child 0 got SIGTERM"), (2, "[process 2] child 2 got SIGTERM")):
+    assert said in out or statuses[i] in ("signal SIGTERM", "status 143"), out
 
 
 def test_launcher_forwards_signals(tmp_path):

@@ -45,6 +45,33 @@ default_recurrent_init = jax.nn.initializers.orthogonal()
 default_bias_init = jax.nn.initializers.zeros
 
 
+def _identity(key, shape, dtype=jnp.float32):
+  """The identity matrix (IRNN, Le et al. 2015); ``key`` is unused."""
+  del key
+  if len(shape) != 2 or shape[0] != shape[1]:
+    raise ValueError(f"recurrent_init: 'identity' needs a square block, got shape {tuple(shape)}")
+  return jnp.eye(shape[0], dtype=dtype)
+
+
+# Recurrent initialisers by name, for configs (``--config.model.cell=rnn:recurrent_init=glorot``).
+# Each draws one H x H gate block (``init_gate_blocks``).
+RECURRENT_INITS: dict[str, Initializer] = {
+    "orthogonal": default_recurrent_init,               # Saxe et al. 2014: all singular values 1
+    "glorot": jax.nn.initializers.glorot_uniform(),     # Glorot & Bengio 2010: U(+-sqrt(6 / 2H))
+    "identity": _identity,                              # Le et al. 2015 (IRNN)
+}
+
+
+def recurrent_initializer(init: Initializer | str) -> Initializer:
+  """The initialiser itself, or the one ``RECURRENT_INITS`` names (an unknown name lists them)."""
+  if isinstance(init, str):
+    if init not in RECURRENT_INITS:
+      raise ValueError(f"recurrent_init: unknown initialiser {init!r}; valid names are "
+                       f"{sorted(RECURRENT_INITS)}")
+    return RECURRENT_INITS[init]
+  return init
+
+
 def check_positive_int(name: str, value: Any) -> None:
   """Raises ValueError unless ``value`` is a positive int; the message names ``name``."""
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -75,6 +102,25 @@ def init_gate_blocks(init: Initializer, key: Array, rows: int, hidden_size: int,
   return jnp.concatenate(blocks, axis=-1).astype(dtype)
 
 
+def check_chrono(value: Any) -> None:
+  """``chrono`` is 0 (off) or T_max >= 3, an integer (the range [1, T_max - 1] must not be empty)."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value in (1, 2):
+    raise ValueError(f"chrono: must be 0 (off) or an integer T_max >= 3, got {value!r}")
+
+
+def chrono_bias(key: Array, t_max: int, hidden_size: int, dtype) -> Array:
+  """[H] draws of log(U[1, T_max - 1]): the chrono bias of Tallec & Ollivier (2018).
+
+  A gate sigma(b) that keeps a fraction f = sigma(b) of the state per step
+  forgets with a characteristic time 1 / (1 - f) = 1 + e^b steps, so
+  b = log(tau - 1), tau ~ U[2, T_max], spreads the units' memories over the
+  time scales up to T_max ("Can recurrent neural networks warp time?", ICLR
+  2018, Section 4: b_f ~ log(U([1, T_max - 1])), b_i = -b_f for an LSTM).
+  """
+  u = jax.random.uniform(key, (hidden_size,), jnp.float32, 1.0, float(t_max - 1))
+  return jnp.log(u).astype(dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """Base class: sizes, initialisers and the shared parts of the interface.
@@ -84,7 +130,7 @@ class Cell:
     hidden_size: H, the size of h_t.
     kernel_init: initialiser of the input kernel W_x (default LeCun normal).
     recurrent_init: initialiser of the recurrent kernel W_h (default
-      orthogonal, drawn per gate).
+      orthogonal, drawn per gate), or a name in ``RECURRENT_INITS``.
     bias_init: initialiser of the biases (default zeros).
     param_dtype: dtype of the weights. Carries are always float32, whatever
       the weights are, so that a long recurrence does not accumulate
@@ -94,7 +140,7 @@ class Cell:
   input_size: int
   hidden_size: int
   kernel_init: Initializer = default_kernel_init
-  recurrent_init: Initializer = default_recurrent_init
+  recurrent_init: Initializer | str = default_recurrent_init
   bias_init: Initializer = default_bias_init
   param_dtype: Any = jnp.float32
 
@@ -103,6 +149,7 @@ class Cell:
   def __post_init__(self):
     check_positive_int("input_size", self.input_size)
     check_positive_int("hidden_size", self.hidden_size)
+    recurrent_initializer(self.recurrent_init)   # a bad name fails here, naming the field
 
   @property
   def carry_dtype(self):
@@ -127,8 +174,8 @@ class Cell:
     k_x, k_h, k_b = jax.random.split(key, 3)
     w_x = init_gate_blocks(self.kernel_init, k_x, self.input_size, self.hidden_size,
                            self.num_gates, self.param_dtype)
-    w_h = init_gate_blocks(self.recurrent_init, k_h, self.hidden_size, self.hidden_size,
-                           self.num_gates, self.param_dtype)
+    w_h = init_gate_blocks(recurrent_initializer(self.recurrent_init), k_h, self.hidden_size,
+                           self.hidden_size, self.num_gates, self.param_dtype)
     b = self.bias_init(k_b, (self.gate_size,), self.param_dtype)
     return w_x, w_h, b
 

@@ -15,6 +15,15 @@ et al. 2014, PyTorch and Flax. Chung et al. 2014 and seed 001/003 write
 h_t = (1 - u_t) h_{t-1} + u_t h~_t with u_t the fraction *updated*: u = 1 - z,
 i.e. their (W_u, U_u, b_u) are our (-W_hz, -W_xz, -b_z).
 
+Chrono initialisation (``chrono=T_max`` > 0; Tallec & Ollivier 2018): the
+update-gate bias b_z ~ log(U[1, T_max - 1]) per unit. Their principle: a
+unit that keeps the fraction z = sigma(b_z) of its state per step has the
+memory time 1 / (1 - z) = 1 + e^{b_z}, uniform up to T_max. With z the
+fraction kept (our convention) the sign is +; in Chung's convention
+(u = 1 - z) it is b_u = -log(U[1, T_max - 1]). (The paper writes the
+recipe out for the LSTM; this is the same reasoning applied to the GRU's
+update gate.)
+
 Layout: W_x [D, 3H], W_h [H, 3H], b [3H] on the input side, and b_hn [H], the
 recurrent candidate bias that only the reset_after form can tell apart from
 b_n (it is kept, at zero, in both forms so that their parameters have the same
@@ -31,7 +40,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, Cell, expand_like
+from recurrent.cells.base import Array, Cell, check_chrono, chrono_bias, expand_like
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,12 +48,20 @@ class GRU(Cell):
   """GRU cell; ``reset_after`` picks the form (default True, the cuDNN form)."""
 
   reset_after: bool = True
+  chrono: int = 0              # > 0: chrono init of the update gate with this T_max
 
   num_gates = 3
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_chrono(self.chrono)
 
   def init(self, key: Array) -> dict:
     k_w, k_b = jax.random.split(key)
     w_x, w_h, b = self.init_kernels(k_w)
+    if self.chrono:
+      H = self.hidden_size
+      b = b.at[H:2 * H].add(chrono_bias(jax.random.fold_in(key, 0xc4), self.chrono, H, b.dtype))
     b_hn = self.bias_init(k_b, (self.hidden_size,), self.param_dtype)
     return {"W_x": w_x, "W_h": w_h, "b": b, "b_hn": b_hn}
 

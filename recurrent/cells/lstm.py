@@ -13,7 +13,11 @@ are present only with ``peephole=True``; the output gate looks at the *new*
 cell c_t, the input and forget gates at c_{t-1}.
 
 The forget-gate block of b starts at ``forget_bias`` (default 1.0, Jozefowicz
-et al. 2015) so that a fresh LSTM remembers by default.
+et al. 2015) so that a fresh LSTM remembers by default. ``chrono=T_max`` (> 0)
+replaces that with the chrono initialisation of Tallec & Ollivier (2018):
+b_f ~ log(U[1, T_max - 1]) per unit and b_i = -b_f, so that the units' memory
+times 1 / (1 - sigma(b_f)) spread up to about T_max steps
+(``recurrent.cells.base.chrono_bias``); ``forget_bias`` must then be left at 1.
 
 Layout: the gate order is PyTorch's (i, f, g, o); PyTorch's ``nn.LSTM`` maps
 as W_x = weight_ih_l0.T, W_h = weight_hh_l0.T, b = bias_ih_l0 + bias_hh_l0.
@@ -29,7 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, Cell, expand_like
+from recurrent.cells.base import Array, Cell, check_chrono, chrono_bias, expand_like
 
 
 class LSTMCarry(NamedTuple):
@@ -45,14 +49,26 @@ class LSTM(Cell):
 
   forget_bias: float = 1.0
   peephole: bool = False
+  chrono: int = 0              # > 0: chrono init with this T_max (module docstring)
 
   num_gates = 4
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_chrono(self.chrono)
+    if self.chrono and self.forget_bias != 1.0:
+      raise ValueError(f"forget_bias: chrono={self.chrono} sets the forget-gate bias itself; leave "
+                       f"forget_bias at 1.0, got {self.forget_bias!r}")
 
   def init(self, key: Array) -> dict:
     k_w, k_p = jax.random.split(key)
     w_x, w_h, b = self.init_kernels(k_w)
     H = self.hidden_size
-    b = b.at[H:2 * H].add(jnp.asarray(self.forget_bias, b.dtype))
+    if self.chrono:
+      b_f = chrono_bias(jax.random.fold_in(key, 0xc4), self.chrono, H, b.dtype)
+      b = b.at[H:2 * H].add(b_f).at[:H].add(-b_f)
+    else:
+      b = b.at[H:2 * H].add(jnp.asarray(self.forget_bias, b.dtype))
     params = {"W_x": w_x, "W_h": w_h, "b": b}
     if self.peephole:
       for name in ("p_i", "p_f", "p_o"):

@@ -117,6 +117,26 @@ def linear_scan_log(log_a_TBH: Array, log_b_TBH: Array, mask_TB: Array | None, h
   return hs[-1], ys
 
 
+def linear_scan(a_TBH: Array, b_TBH: Array, mask_TB: Array | None, h0_BH: Array):
+  """h_t = a_t h_{t-1} + b_t in normal space by ``jax.lax.associative_scan``: (h_T, hs_TBH).
+
+  For recurrences whose |a_t| <= 1 is guaranteed (the LRU's complex lambda,
+  the RG-LRU's a_t), so no product of many a_t overflows; complex a and b
+  work as they are. A padded step (mask False) has a = 1, b = 0 and leaves
+  the state unchanged; its output is zero. The initial state enters as the
+  first step's b: b_1 <- a_1 h_0 + b_1. Differentiated by JAX (reverse mode).
+  """
+  if mask_TB is not None:
+    m = mask_TB[..., None]
+    a_TBH = jnp.where(m, a_TBH, jnp.ones((), a_TBH.dtype))
+    b_TBH = jnp.where(m, b_TBH, jnp.zeros((), b_TBH.dtype))
+  b_TBH = b_TBH.at[0].add(a_TBH[0] * h0_BH)
+  _, hs_TBH = jax.lax.associative_scan(_combine_linear, (a_TBH, b_TBH), axis=0)
+  ys = hs_TBH if mask_TB is None else jnp.where(mask_TB[..., None], hs_TBH,
+                                                jnp.zeros((), hs_TBH.dtype))
+  return hs_TBH[-1], ys
+
+
 @dataclasses.dataclass(frozen=True)
 class _Minimal(Cell):
   """Shared parts: input-only gates (W_x, b; no W_h) and the parallel path."""
@@ -152,6 +172,11 @@ class _Minimal(Cell):
     del params
     log_a, log_b = self.log_coefficients(xp_TBG.astype(self.carry_dtype))
     return linear_scan_log(log_a, log_b, mask_TB, carry)
+
+  def diagonal_jacobian(self, params: dict, xp: Array) -> Array:
+    """|dh_t/dh_{t-1}| = a_t [..., H]: the recurrence's Jacobian is diagonal."""
+    del params
+    return self.coefficients(xp.astype(self.carry_dtype))[0]
 
 
 @dataclasses.dataclass(frozen=True)
