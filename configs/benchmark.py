@@ -3,7 +3,7 @@
     ./launch.sh bench                                  # the default run (a few minutes)
     ./launch.sh bench --config=configs/benchmark.py:smoke    # seconds, tiny sizes
 
-Five suites, each in one process with the implementations interleaved:
+Six suites, each in one process with the implementations interleaved:
   train     LSTM, GRU, Elman at (B, T, D, H) in ``sizes``: ours, ours_scan,
             flax (nn.RNN + LSTMCell/GRUCell/SimpleCell), flax_opt
             (OptimizedLSTMCell), torch (nn.LSTM/GRU/RNN).
@@ -14,6 +14,11 @@ Five suites, each in one process with the implementations interleaved:
   decode    greedy decoding and beam search on a translation-sized attention
             seq2seq (tokens/s; greedy in one jitted while_loop against a
             Python loop of jitted steps).
+  lm        the PTB-small word LM (Zaremba et al. 2014: embedding 200, 2-layer
+            LSTM 200, vocabulary 10k, B 20, T 20, SGD, clip 5, state carried):
+            the harness's stateful train step against the same model in
+            PyTorch (nn.Embedding + nn.LSTM + nn.Linear, hidden state detached
+            per window) from the same weights (recurrent/bench/lm.py); words/s.
   roofline  (on request) the train sizes with one matmul of the step's forward
             FLOPs as the core's practical peak; rows get gflops_per_s.
 Results: a table on stdout and ``benchmark.json`` in the workdir.
@@ -29,7 +34,7 @@ from configs import base
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.suites = ("train", "long", "parallel", "decode")  # also: roofline
+  config.suites = ("train", "long", "parallel", "decode", "lm")  # also: roofline
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
   config.threads = 1                 # CPU threads for XLA and torch alike; 0 = each library's default.
@@ -66,6 +71,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.decode.beam_size = 5
   config.decode.reps = 5
 
+  config.lm = ml_collections.ConfigDict()  # configs/ptb.py:size=small on a synthetic stream
+  config.lm.impls = ("ours", "torch")
+  config.lm.batch, config.lm.seq_len = 20, 20
+  config.lm.vocab_size, config.lm.embed_size, config.lm.hidden_size = 10_000, 200, 200
+  config.lm.tokens = 929_589         # PTB's training tokens (one epoch = 2,323 windows)
+  config.lm.steps_per_rep = 10       # timed windows per implementation per repetition
+  config.lm.reps = 7
+
   base.apply_variants(config, arg, flags={"smoke": smoke})
   config.lock()
   return config
@@ -91,3 +104,8 @@ def smoke(config):
   config.decode.beam_size = 2
   config.decode.reps = 2
   config.roofline.reps = 2
+  config.lm.batch, config.lm.seq_len = 2, 3
+  config.lm.vocab_size, config.lm.embed_size, config.lm.hidden_size = 11, 4, 5
+  config.lm.tokens = 40              # 6 windows per epoch: the smoke crosses an epoch boundary
+  config.lm.steps_per_rep = 4
+  config.lm.reps = 2

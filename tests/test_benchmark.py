@@ -25,6 +25,10 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
   assert (("train", "torch") in got) == (importlib.util.find_spec("torch") is not None)
   assert ("long", "ours_remat") in got and ("parallel", "min_gru") in got
   assert {("decode", "greedy"), ("decode", "greedy_hostloop"), ("decode", "beam2")} <= got
+  assert ("lm", "ours") in got
+  if importlib.util.find_spec("torch") is not None:  # the same LM from the same weights on the same
+    lm = {r["impl"]: r["final_loss"] for r in rows if r["suite"] == "lm"}  # windows: PyTorch's
+    assert abs(lm["ours"] - lm["torch"]) < 1e-5, lm  # nn.LSTM agrees after 9 steps, an epoch crossed
   decoded = {r["impl"]: r["final_loss"] for r in rows if r["suite"] == "decode"}  # mean log P(y|x)
   assert abs(decoded["greedy"] - decoded["greedy_hostloop"]) < 1e-4 and decoded["greedy"] < 0
   for r in rows:

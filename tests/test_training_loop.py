@@ -164,3 +164,36 @@ def test_data_parallel_on_four_devices_matches_one(trained, tmp_path):
     if split == "train":
       a, b = [r for r in a if r[0] != partial], [r for r in b if r[0] != partial]
     np.testing.assert_allclose([v for _, v in a], [v for _, v in b], rtol=2e-5, atol=1e-7)
+
+
+def test_train_rate_excludes_evaluation_time(tmp_path, monkeypatch):
+  # A fake clock: each training batch costs 10 s, each evaluation 1000 s. Evaluating at step 2
+  # between logs at 4 and 8 must not change the logged rate, 1 step per 10 s (the first step,
+  # compilation, is kept out of the first window).
+  import dataclasses
+  import time
+  import types
+  offset = [0.0]
+  monkeypatch.setattr(loop, "time", types.SimpleNamespace(
+      perf_counter=lambda: time.perf_counter() + offset[0]))
+  get_task = loop.get_task
+
+  def slow_task(config):
+    task = get_task(config)
+    def train_batch(step):
+      offset[0] += 10.0
+      return task.train_batch(step)
+    return dataclasses.replace(task, train_batch=train_batch)
+
+  report = loop._report
+  def slow_report(*args):
+    offset[0] += 1000.0
+    return report(*args)
+
+  monkeypatch.setattr(loop, "get_task", slow_task)
+  monkeypatch.setattr(loop, "_report", slow_report)
+  loop.train_and_evaluate(smoke(num_steps=8, log_every=4, eval_every=2, checkpoint_every=100),
+                          tmp_path)
+  rates = [r["steps_per_s"] for r in read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "train"]
+  assert len(rates) == 2
+  np.testing.assert_allclose(rates, 0.1, rtol=0.05)  # wall time of the real steps: well under 5 %

@@ -16,10 +16,10 @@ Log = Callable[[str], None]
 
 
 def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, reference: str,
-             config, reps: int, log: Log) -> list[dict]:
+             config, reps: int, log: Log, steps_per_rep: int = 0) -> list[dict]:
   B, T, D, H = size
   seconds = timing.interleaved({k: r.step for k, (_, r) in runners.items()}, reps,
-                               config.warmup, config.steps_per_rep, log)
+                               config.warmup, steps_per_rep or config.steps_per_rep, log)
   summary = timing.summarize(seconds, B * T, reference)
   rows = []
   for key, (cell, runner) in runners.items():
@@ -119,8 +119,28 @@ def decode(config, log: Log) -> list[dict]:
                   c.reps, log)
 
 
+def lm(config, log: Log) -> list[dict]:
+  """The PTB-small language model's training step (recurrent.bench.lm): the harness against PyTorch.
+
+  Rows have D = the embedding size and V (vocabulary) added; tokens/s are words/s.
+  """
+  from recurrent.bench import lm as lm_lib
+  c = config.lm
+  names = available(c.impls, log)
+  log(f"lm B={c.batch} T={c.seq_len} V={c.vocab_size} E={c.embed_size} H=2x{c.hidden_size}: "
+      f"building {names}")
+  built = lm_lib.build(names, c.batch, c.seq_len, c.vocab_size, c.embed_size, c.hidden_size,
+                       c.tokens, seed=config.seed)
+  runners = {k: ("lstm", r) for k, r in built.items()}
+  rows = _measure("lm", runners, (c.batch, c.seq_len, c.embed_size, c.hidden_size), "ours",
+                  config, c.reps, log, steps_per_rep=c.steps_per_rep)
+  for r in rows:
+    r["V"] = c.vocab_size
+  return rows
+
+
 SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode,
-          "roofline": roofline}
+          "roofline": roofline, "lm": lm}
 
 
 def run(config, log: Log) -> list[dict]:

@@ -241,12 +241,13 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       evaluated = done % config.eval_every == 0 or done == num_steps
       if evaluated:
         _check_finite(state, ckpt)
+        eval_start = time.perf_counter()
         eval_metrics = setup.evaluate(state.params)
         eval_metrics.update(_report(task, state.params, done, workdir))
         writer.write(done, "eval", eval_metrics)
         logging.info("eval at step %d: %s", done,
                      "  ".join(f"{k} {v:.5g}" for k, v in sorted(eval_metrics.items())))
-        window_start = time.perf_counter()  # eval time is not training throughput
+        window_start += time.perf_counter() - eval_start  # eval time is not training throughput
 
       ranked = evaluated and task.eval_metric in eval_metrics  # absent when its count was 0
       if evaluated and not ranked:
