@@ -60,10 +60,10 @@ def get_config(arg=None):
   config.optim.warmup_steps = 100
   config.optim.clip_norm = 1.0
   config.batch_size = 32
-  config.num_steps = 3000
+  config.num_steps = 1500
   config.log_every = 100
-  config.eval_every = 1000
-  config.checkpoint_every = 1000
+  config.eval_every = 500
+  config.checkpoint_every = 500
   config.keep_checkpoints = 1
   config.eval_batches = 0              # teacher-forced loss on all held-out canvases
   return base.finalize(

@@ -15,7 +15,9 @@ uniform in [scale_min, scale_max], rotation theta uniform in
 [-max_rotation, max_rotation] degrees (positive = counter-clockwise on the
 screen), centred at the cell's centre plus a shift uniform in
 +-(cell - 20 s) / 2 on each axis, so that the 20 x 20 box that holds an
-MNIST digit's ink stays in its cell. Overlapping strokes take the maximum.
+MNIST digit's ink stays in its cell (before the turn: the corners of a
+turned box may reach a pixel or two into a neighbour; digits' ink is rarely
+in the corners). Overlapping strokes take the maximum.
 
 Caption: the digits in reading order (cells row by row, top to bottom, left
 to right), each as its word followed by its place: the row word (top,
