@@ -47,7 +47,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, check_positive_int
+from recurrent.cells.base import Array, check_positive_int, expand_like
 from recurrent.layers import time_mask
 from recurrent.seq2seq import ATTENTIONS, DecoderCarry, Memory, Seq2Seq
 
@@ -161,7 +161,8 @@ class Captioner:
     B, h, w, C = grid_BhwC.shape
     if self.attention == "none":
       g = params["global"]
-      f_BG = jax.nn.relu(grid_BhwC.reshape(B, h * w * C) @ g["W"] + g["b"])
+      z_BG = grid_BhwC.reshape(B, h * w * C) @ g["W"]
+      f_BG = jax.nn.relu(z_BG + expand_like(g["b"], z_BG))
       return f_BG[:, None, :]
     pos_BR2 = jnp.broadcast_to(region_positions(h, w), (B, h * w, 2))
     return jnp.concatenate([grid_BhwC.reshape(B, h * w, C), pos_BR2], -1)
