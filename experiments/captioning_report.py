@@ -77,22 +77,31 @@ def main(argv):
   config = load_config(Path(FLAGS.workdir[0]))
   spec = task_lib.canvas_spec(config.task)
   test, _ = task_lib.test_set(config.task.data_dir, spec, config.task.num_test)
-  n = min(FLAGS.canvases, *(len(c["greedy"]) for _, c in runs))
-  cols = 4
+  kept = min(len(c["greedy"]) for _, c in runs)
+  refs = runs[0][1]["refs"]
+  # The first canvases, then the next ones that some model gets wrong.
+  first = list(range(min(-(-FLAGS.canvases // 2), kept)))
+  wrong = [i for i in range(len(first), kept) if any(c["greedy"][i] != refs[i] for _, c in runs)]
+  pick = (first + wrong + list(range(len(first), kept)))[:min(FLAGS.canvases, kept)]
+  pick = list(dict.fromkeys(pick))
+  n, cols = len(pick), 4
   rows = -(-n // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.0 * rows), squeeze=False)
-  for i in range(rows * cols):
-    ax = axes[i // cols, i % cols]
-    ax.axis("off")
-    if i >= n:
+  fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+  for k in range(rows * cols):
+    ax = axes[k // cols, k % cols]
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if k >= n:
+      ax.axis("off")
       continue
+    i = pick[k]
     ax.imshow(test["src"][i], cmap="gray_r", vmin=0, vmax=255)
-    ref = runs[0][1]["refs"][i]
-    lines = [f"ref: {' '.join(ref)}"]
+    ref = refs[i]
+    lines = [f"#{i} ref: {' '.join(ref)}"]
     for r, c in runs:
       mark = "=" if c["greedy"][i] == ref else "x"
       lines.append(f"{r['attention']} {mark} {' '.join(c['greedy'][i])}")
-    ax.set_title("\n".join(lines), fontsize=6.5, loc="left")
+    ax.set_xlabel("\n".join(lines), fontsize=6.5, loc="left")
   fig.suptitle("held-out canvases (test digits): reference and greedy captions "
                "(= exact, x wrong)", fontsize=9)
   fig.tight_layout()
