@@ -32,7 +32,6 @@ import functools
 import json
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,7 +40,7 @@ from recurrent.data import canvas as canvas_lib
 from recurrent.data import mnist
 from recurrent.layers import time_mask
 from recurrent.tasks import _seq2seq
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Task, token_metrics
 from recurrent.tasks.translation import bleu
 
 TEST_SEED = 2_000_003  # the held-out canvases do not depend on the training seed
@@ -209,17 +208,12 @@ def build(config) -> Task:
   def loss_fn(params, batch, rng):
     logits, weights = model.forward(params, batch["src"], batch["src_len"], batch["tgt_in"], rng,
                                     batch["teacher_forcing"])
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
-    nll_BT = -jnp.take_along_axis(logp, batch["tgt_out"][..., None], -1)[..., 0]
     mask_BT = time_mask(batch["tgt_len"], batch["tgt_out"].shape[1])
-    n = mask_BT.sum()
-    nll = jnp.where(mask_BT, nll_BT, 0.0).sum()
-    correct = jnp.where(mask_BT, jnp.argmax(logits, -1) == batch["tgt_out"], False).sum()
+    nll, metrics = token_metrics(logits.astype(jnp.float32), batch["tgt_out"], mask_BT)
     real_B = batch["tgt_len"] > 0
     pen = jnp.where(real_B, attention_penalty(weights, batch["tgt_len"]), 0.0).sum()
     n_caps = real_B.sum()
-    loss = nll / jnp.maximum(n, 1) + lam * pen / jnp.maximum(n_caps, 1)
-    metrics = {"loss": (nll, n), "token_accuracy": (correct, n)}
+    loss = nll + lam * pen / jnp.maximum(n_caps, 1)
     if config.model.attention != "none":
       metrics["attention_penalty"] = (pen, n_caps)
     return loss, metrics
