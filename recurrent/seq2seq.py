@@ -13,6 +13,12 @@ is [B, S, D] float frames, projected to ``embed_size`` by a dense layer (the
 parameters ``src_embed`` = {W, b}) instead of looked up; ``src_vocab`` is
 then unused.
 
+Regions without an encoder (image captioning, Xu et al. 2015): with
+``encoder_sizes = ()`` there is no recurrent encoder; the keys are the
+projected source vectors themselves (zero at padding) and the summary is
+their masked mean, s = (1/S) sum_s k_s (Xu et al.'s initial state reads the
+mean annotation); ``bidirectional`` is then unused.
+
 Encoder: a (bidirectional, stacked) ``recurrent.layers.Stack`` over source
 embeddings, masked by ``src_len``. Its outputs k_1..k_S are the attention
 keys/values; its summary s = [h_fw(last); h_bw(first)] of the last layer is
@@ -140,6 +146,8 @@ class Seq2Seq:
 
   @property
   def encoder(self) -> Stack:
+    if not self.encoder_sizes:
+      raise ValueError("encoder: encoder_sizes is () (no recurrent encoder)")
     return make_stack(self.cell, self.embed_size, tuple(self.encoder_sizes), self.bidirectional,
                       dropout=self.dropout, **self._cell_kwargs)
 
@@ -149,11 +157,12 @@ class Seq2Seq:
 
   @property
   def enc_size(self) -> int:
-    return self.encoder.output_size
+    return self.encoder.output_size if self.encoder_sizes else self.embed_size
 
   @property
   def can_copy(self) -> bool:
-    return not self.bidirectional and tuple(self.encoder_sizes) == tuple(self.decoder_sizes)
+    return (bool(self.encoder_sizes) and not self.bidirectional
+            and tuple(self.encoder_sizes) == tuple(self.decoder_sizes))
 
   @property
   def bridge_kind(self) -> str:
@@ -190,12 +199,13 @@ class Seq2Seq:
     params = {
         "src_embed": src_embed,
         "tgt_embed": jax.random.normal(ks[1], (self.tgt_vocab, self.embed_size)) * 0.1,
-        "encoder": self.encoder.init(ks[2]),
         "decoder": self.decoder.init(ks[3]),
         "combine": _dense_init(ks[4], self.enc_size + self.decoder_sizes[-1], self.output_size),
         "out": {"W": lecun(ks[5], (self.output_size, self.tgt_vocab)),
                 "b": jnp.zeros((self.tgt_vocab,))},
     }
+    if self.encoder_sizes:
+      params["encoder"] = self.encoder.init(ks[2])
     if self.attention_module is not None:
       params["attention"] = self.attention_module.init(ks[6])
     if self.bridge_kind == "learned":
@@ -229,15 +239,20 @@ class Seq2Seq:
                        f"{int(src_len_B.min())}")
     x_BSD = (_dense(params["src_embed"], src_BS) if self.src_features
              else params["src_embed"][src_BS])
-    carries, keys_BSE = self.encoder.apply(params["encoder"], x_BSD, src_len_B, rng=rng,
-                                           unroll=self.unroll, impl=self.impl, remat=self.remat)
-    last = carries[-1]
-    cell = self.encoder.layers[-1].cell
-    if self.bidirectional:
-      summary = jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
-    else:
-      summary = cell.hidden(last)
     mask_BS = time_mask(src_len_B, src_BS.shape[1])
+    if not self.encoder_sizes:  # regions: the projected vectors are the keys
+      carries = None
+      keys_BSE = jnp.where(mask_BS[..., None], x_BSD, 0.0)
+      summary = keys_BSE.sum(1) / jnp.maximum(src_len_B, 1)[:, None].astype(keys_BSE.dtype)
+    else:
+      carries, keys_BSE = self.encoder.apply(params["encoder"], x_BSD, src_len_B, rng=rng,
+                                             unroll=self.unroll, impl=self.impl, remat=self.remat)
+      last = carries[-1]
+      cell = self.encoder.layers[-1].cell
+      if self.bidirectional:
+        summary = jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
+      else:
+        summary = cell.hidden(last)
     att = self.attention_module
     projected = keys_BSE if att is None else att.precompute(params["attention"], keys_BSE)
     memory = Memory(keys_BSE, projected, mask_BS, summary)
