@@ -11,6 +11,8 @@
 #                                    127.0.0.1; recurrent/training/launcher.py); K simulated CPU devices each
 #   ./launch.sh sweep configs/NAME.py --workdir=DIR [--parallel=N]
 #   ./launch.sh bench [flags]        the speed benchmark (installs the [bench] extra, PyTorch, first)
+#   ./launch.sh docs [OUT]           the API reference from the docstrings (pdoc, the [docs] extra) in OUT
+#                                    (default docs/api, git-ignored); fails on a broken reference
 #   RECURRENT_ACCEL=cuda12 ./launch.sh ...   also installs JAX's CUDA 12 build (cuda13, tpu likewise)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,6 +53,10 @@ case "$cmd" in
   bench)
     install bench
     exec "$PY" -m experiments.benchmark "$@"
+    ;;
+  docs)
+    install docs
+    exec "$PY" docs/build_api.py "$@"
     ;;
   *)
     args=()

@@ -36,7 +36,7 @@ from recurrent.data.paths import data_file
 from recurrent.data.sentiment import FOLDER, load_sentences
 from recurrent.models import POOLINGS
 from recurrent.tasks import sentiment
-from recurrent.tasks._splits import SplitEvaluator
+from recurrent.tasks.base import Evaluator
 from recurrent.training.loop import restore_params, train_and_evaluate
 from recurrent.training.metrics import quiet_libraries
 
@@ -111,7 +111,7 @@ def main(argv):
     data = sentiment.prepare(config, examples)
     task = sentiment.make_task(config, examples)
     initial = task.init_params(jax.random.key(config.seed))
-    clf_acc = SplitEvaluator(task.loss_fn)(params, _test_batches(config, data))["accuracy"]
+    clf_acc = Evaluator(task.loss_fn)(params, _test_batches(config, data))["accuracy"]
     encode = jax.jit(lambda p, x, lengths: data.model.apply({"params": p}, x, lengths, method="encode"))
     for which, p in (("trained", params), ("untrained", initial)):
       enc = {s: encode_split(config, data, encode, p, s) for s in sentiment.SPLITS}

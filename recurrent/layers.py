@@ -311,12 +311,20 @@ class Stack:
   Parameters (``init``): a list with one entry per layer, the layer's own
   parameters; with ``highway=True`` a dict {"layers": that list, "highway":
   [{"W_T" [D, H], "b_T" [H]} or None per layer]}.
+
+  How ``apply`` runs each layer's recurrence (``unroll``, ``impl``, ``remat``,
+  as in ``recurrent.layers.unroll``) is part of the stack, so a model built
+  from a config runs as the config says without passing them on; ``apply``'s
+  own arguments override them for one call.
   """
 
   layers: tuple[Layer, ...]
   dropout: float = 0.0
   residual: bool = False
   highway: bool = False
+  unroll: int = 1
+  impl: str = "auto"
+  remat: int = 0
 
   def __post_init__(self):
     if not self.layers:
@@ -325,6 +333,11 @@ class Stack:
       raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
     if self.residual and self.highway:
       raise ValueError("residual, highway: choose one connection between layers, got both")
+    check_positive_int("unroll", self.unroll)
+    check_impl(self.impl)
+    if isinstance(self.remat, bool) or not isinstance(self.remat, int) or self.remat < 0:
+      raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got "
+                       f"{self.remat!r}")
     for i in range(1, len(self.layers)):
       want, got = self.layers[i - 1].output_size, self.layers[i].cell.input_size
       if want != got:
@@ -389,13 +402,16 @@ class Stack:
 
   def apply(self, params, xs: Array, lengths: Array | None = None,
             initial_carries: Sequence | None = None, rng: Array | None = None,
-            unroll: int = 1, *, impl: str = "auto", remat: int = 0):
+            unroll: int | None = None, *, impl: str | None = None, remat: int | None = None):
     """Returns (final carries, one per layer, ys of the last layer [B, T, out]).
 
     ``rng`` switches dropout on (training); without it the stack is deterministic.
-    ``impl`` and ``remat`` as in ``unroll``.
+    ``unroll``, ``impl`` and ``remat`` as in ``unroll`` (None: the stack's own).
     Outputs at padded positions are zero.
     """
+    unroll = self.unroll if unroll is None else unroll
+    impl = self.impl if impl is None else impl
+    remat = self.remat if remat is None else remat
     if initial_carries is None:
       initial_carries = [None] * len(self.layers)
     if len(initial_carries) != len(self.layers):
@@ -451,8 +467,12 @@ class Stack:
 
 def make_stack(cell: str | Cell, input_size: int, hidden_sizes: int | Sequence[int],
                bidirectional: bool = False, merge: str = "concat", dropout: float = 0.0,
-               residual: bool = False, highway: bool = False, **cell_kwargs) -> Stack:
+               residual: bool = False, highway: bool = False, *, unroll: int = 1,
+               impl: str = "auto", remat: int = 0, **cell_kwargs) -> Stack:
   """Builds a stack of cells; ``hidden_sizes`` gives one size per layer.
+
+  ``unroll``, ``impl`` and ``remat`` say how ``Stack.apply`` runs the layers;
+  other keyword arguments go to every cell (``param_dtype``, ``forget_bias``, ...).
 
   ``cell`` is a registered name (``recurrent.cells.CELLS``) or a cell object,
   whose class and fields (other than the sizes) every layer then copies: a
@@ -473,4 +493,4 @@ def make_stack(cell: str | Cell, input_size: int, hidden_sizes: int | Sequence[i
     layer = Layer(c, bidirectional, merge)
     layers.append(layer)
     d = layer.output_size
-  return Stack(tuple(layers), dropout, residual, highway)
+  return Stack(tuple(layers), dropout, residual, highway, unroll, impl, remat)

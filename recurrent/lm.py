@@ -104,12 +104,14 @@ class StreamLM:
       carries = self.initial_carries(B)
     if not (train and self.variational and self.dropout > 0):
       carries, h_BTH = self.stack.apply(params["stack"], x_BTE, None, carries, keys[2])
-    else:  # locked masks between layers too: one single-layer stack at a time
-      h_BTH, new = x_BTE, []
-      for i, (layer, p, c) in enumerate(zip(self.stack.layers, params["stack"], carries)):
-        single = dataclasses.replace(self.stack, layers=(layer,), dropout=0.0)
-        (c,), h_BTH = single.apply([p], h_BTH, None, [c])
-        if i < len(self.stack.layers) - 1:
+    else:  # locked masks between layers too: one layer at a time, the stack's connection rule
+      h_BTH, new, stack = x_BTE, [], self.stack
+      for i, (layer, p, c) in enumerate(zip(stack.layers, stack.layer_params(params["stack"]),
+                                            carries)):
+        c, y_BTH = layer.apply(p, h_BTH, None, c, stack.unroll, impl=stack.impl,
+                               remat=stack.remat)
+        h_BTH = stack.connect(i, params["stack"], h_BTH, y_BTH)
+        if i < len(stack.layers) - 1:
           h_BTH = _dropout(jax.random.fold_in(keys[2], i), self.dropout, h_BTH,
                            mask_shape(h_BTH.shape[-1]))
         new.append(c)

@@ -185,3 +185,18 @@ def rnn_kwargs(model_config) -> dict:
   if dtype != "float32":
     kwargs["cell_kwargs"] = {"param_dtype": PARAM_DTYPES[dtype]}
   return kwargs
+
+
+def stack_kwargs(model_config, *fields: str) -> dict:
+  """``make_stack`` keyword arguments from a ``config.model`` section (after cell, sizes).
+
+  With ``fields`` only those (and the cell keyword ``param_dtype``), for a
+  model with a fixed structure: ``stack_kwargs(m, "unroll", "impl", "remat")``.
+  Usage: ``make_stack(m.cell, D, m.hidden_sizes, **stack_kwargs(m))``.
+  """
+  kwargs = rnn_kwargs(model_config)
+  cell_kwargs = kwargs.pop("cell_kwargs", {})
+  kwargs = {k: v for k, v in kwargs.items() if k not in ("cell", "hidden_sizes")}
+  if fields:
+    kwargs = {k: v for k, v in kwargs.items() if k in fields}
+  return {**kwargs, **cell_kwargs}

@@ -53,9 +53,8 @@ import jax
 import jax.numpy as jnp
 
 from recurrent.attention import KINDS, Attention
-from recurrent.cells import make_cell
 from recurrent.cells.base import Array, check_positive_int, expand_like
-from recurrent.layers import Stack, make_stack, time_mask
+from recurrent.layers import Stack, check_impl, make_stack, time_mask
 
 PAD, BOS, EOS = 0, 1, 2
 ATTENTIONS = ("none",) + KINDS
@@ -120,10 +119,18 @@ class Seq2Seq:
   bridge: str = "auto"
   dropout: float = 0.0            # between encoder layers and on h~, in training
   src_features: int = 0           # > 0: the source is [B, S, src_features] frames, not ids
+  unroll: int = 1                 # steps per scan iteration (encoder and teacher-forced decoder)
+  impl: str = "auto"              # the encoder's recurrence (``recurrent.layers.unroll``)
+  remat: int = 0                  # > 0: the encoder recomputes chunks of this many steps and the
+                                  # teacher-forced decoder each step in the backward pass
+  param_dtype: Any = None         # the cells' weight dtype (None: float32); carries stay float32
 
   def __post_init__(self):
-    for name in ("src_vocab", "tgt_vocab", "embed_size", "output_size"):
+    for name in ("src_vocab", "tgt_vocab", "embed_size", "output_size", "unroll"):
       check_positive_int(name, getattr(self, name))
+    check_impl(self.impl)
+    if isinstance(self.remat, bool) or not isinstance(self.remat, int) or self.remat < 0:
+      raise ValueError(f"remat: must be an integer >= 0 (0: off), got {self.remat!r}")
     if self.attention not in ATTENTIONS:
       raise ValueError(f"attention: unknown kind {self.attention!r}; valid kinds are "
                        f"{list(ATTENTIONS)}")
@@ -142,7 +149,11 @@ class Seq2Seq:
     if not self.encoder_sizes:
       raise ValueError("encoder: encoder_sizes is () (no recurrent encoder)")
     return make_stack(self.cell, self.embed_size, tuple(self.encoder_sizes), self.bidirectional,
-                      dropout=self.dropout)
+                      dropout=self.dropout, **self._cell_kwargs)
+
+  @property
+  def _cell_kwargs(self) -> dict:
+    return {} if self.param_dtype is None else {"param_dtype": self.param_dtype}
 
   @property
   def enc_size(self) -> int:
@@ -167,7 +178,7 @@ class Seq2Seq:
       d += self.enc_size
     if self.input_feeding:
       d += self.output_size
-    return make_stack(self.cell, d, tuple(self.decoder_sizes))
+    return make_stack(self.cell, d, tuple(self.decoder_sizes), **self._cell_kwargs)
 
   @property
   def decoder_cells(self) -> tuple:
@@ -234,7 +245,8 @@ class Seq2Seq:
       keys_BSE = jnp.where(mask_BS[..., None], x_BSD, 0.0)
       summary = keys_BSE.sum(1) / jnp.maximum(src_len_B, 1)[:, None].astype(keys_BSE.dtype)
     else:
-      carries, keys_BSE = self.encoder.apply(params["encoder"], x_BSD, src_len_B, rng=rng)
+      carries, keys_BSE = self.encoder.apply(params["encoder"], x_BSD, src_len_B, rng=rng,
+                                             unroll=self.unroll, impl=self.impl, remat=self.remat)
       last = carries[-1]
       cell = self.encoder.layers[-1].cell
       if self.bidirectional:
@@ -334,8 +346,11 @@ class Seq2Seq:
       logits, carry, weights = self.decoder_step(params, memory, carry, tokens, step_rng)
       return (carry, logits), (logits, weights)
 
+    if self.remat:
+      body = jax.checkpoint(body)
     init = (carry, jnp.zeros((B, V), jnp.float32))
-    _, (logits_TBV, weights_TBS) = jax.lax.scan(body, init, (tgt_in_BT.T, jnp.arange(T)))
+    _, (logits_TBV, weights_TBS) = jax.lax.scan(body, init, (tgt_in_BT.T, jnp.arange(T)),
+                                                unroll=self.unroll)
     return jnp.swapaxes(logits_TBV, 0, 1), jnp.swapaxes(weights_TBS, 0, 1)
 
 

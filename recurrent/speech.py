@@ -84,11 +84,22 @@ class CTCModel:
   hidden_sizes: tuple = (128,)
   bidirectional: bool = True
   dropout: float = 0.0
+  # the rest as ``layers.make_stack`` (``models.stack_kwargs(config.model)`` fills them)
+  merge: str = "concat"
+  residual: bool = False
+  highway: bool = False
+  unroll: int = 1
+  impl: str = "auto"
+  remat: int = 0
+  param_dtype: Any = None         # the cells' weight dtype (None: float32)
 
   @property
   def encoder(self) -> layers.Stack:
+    cell_kwargs = {} if self.param_dtype is None else {"param_dtype": self.param_dtype}
     return layers.make_stack(self.cell, self.input_size, tuple(self.hidden_sizes),
-                             self.bidirectional, dropout=self.dropout)
+                             self.bidirectional, self.merge, self.dropout, self.residual,
+                             self.highway, unroll=self.unroll, impl=self.impl, remat=self.remat,
+                             **cell_kwargs)
 
   def init(self, key: Array) -> dict:
     k_enc, k_out = jax.random.split(key)
@@ -122,14 +133,20 @@ class TriggerModel:
   cell: str = "gru"
   dropout: float = 0.0
   norm: tuple = ()        # (means, stds) per band, from training data; () = none
+  unroll: int = 1         # how the offline pass runs the recurrence (``layers.unroll``)
+  impl: str = "auto"
+  remat: int = 0
+  param_dtype: Any = None # the cell's weight dtype (None: float32)
 
   def __post_init__(self):
     if self.kernel < self.stride:
       raise ValueError(f"kernel: must be >= stride {self.stride}, got {self.kernel}")
+    layers.check_impl(self.impl)
 
   @property
   def rnn(self):
-    return make_cell(self.cell, self.channels, self.hidden)
+    cell_kwargs = {} if self.param_dtype is None else {"param_dtype": self.param_dtype}
+    return make_cell(self.cell, self.channels, self.hidden, **cell_kwargs)
 
   @property
   def hop(self) -> int:
@@ -162,7 +179,8 @@ class TriggerModel:
     if rng is not None and self.dropout > 0.0:
       keep = jax.random.bernoulli(rng, 1.0 - self.dropout, z_BUC.shape)
       z_BUC = jnp.where(keep, z_BUC / (1.0 - self.dropout), 0.0)
-    carry, h_BUH = layers.unroll(self.rnn, params["rnn"], z_BUC, lengths_B, initial_carry=carry)
+    carry, h_BUH = layers.unroll(self.rnn, params["rnn"], z_BUC, lengths_B, initial_carry=carry,
+                                 unroll=self.unroll, impl=self.impl, remat=self.remat)
     return carry, _dense(params["out"], h_BUH)[..., 0]
 
   def num_outputs(self, num_samples):

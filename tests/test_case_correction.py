@@ -1,6 +1,5 @@
 """Case correction: metrics against NumPy, the batch pipeline, a few Adam steps, the report."""
 
-import os
 
 import jax
 import jax.numpy as jnp

@@ -53,7 +53,7 @@ def brute_force(logp_TV: np.ndarray) -> dict:
 
 def test_ctc_loss_matches_the_forward_algorithm_with_repeats():
   rng = np.random.default_rng(0)
-  B, T, V, L = 4, 9, 5, 4
+  B, T, V = 4, 9, 5
   logits = rng.normal(size=(B, T, V)).astype(np.float32) * 2
   labels = np.array([[1, 1, 2, 0], [3, 3, 3, 0], [2, 4, 2, 4], [1, 0, 0, 0]])
   label_len = np.array([3, 3, 4, 1])

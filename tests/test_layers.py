@@ -271,3 +271,26 @@ def test_a_bidirectional_stack_cannot_step():
   stack = make_stack("gru", D, (H,), bidirectional=True)
   with pytest.raises(ValueError, match="bidirectional layer"):
     stack.initial_carries((B,))
+
+
+def test_the_stack_runs_as_built_and_apply_arguments_override():
+  """unroll/impl/remat given to make_stack change how apply runs, not what it computes."""
+  xs = jax.random.normal(jax.random.key(3), (3, 9, 4))
+  lengths = jnp.array([9, 5, 0])
+  plain = make_stack("lstm", 4, (6, 6), highway=True)
+  built = make_stack("lstm", 4, (6, 6), highway=True, unroll=3, impl="scan", remat=4)
+  assert (built.unroll, built.impl, built.remat) == (3, "scan", 4)
+  params = plain.init(jax.random.key(0))
+  loss = lambda stack, p: jnp.sum(stack.apply(p, xs, lengths)[1] ** 2)
+  want = jax.value_and_grad(lambda p: loss(plain, p))(params)
+  got = jax.value_and_grad(lambda p: loss(built, p))(params)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got[1], want[1])
+  with pytest.raises(ValueError, match="impl"):
+    built.apply(params, xs, impl="fused")
+  with pytest.raises(ValueError, match="impl"):
+    make_stack("lstm", 4, 6, impl="fast")
+  with pytest.raises(ValueError, match="remat"):
+    make_stack("lstm", 4, 6, remat=-2)
+  with pytest.raises(ValueError, match="unroll"):
+    make_stack("lstm", 4, 6, unroll=0)

@@ -1,6 +1,5 @@
 """Sentiment data (parsing pitfalls, tokens, vocabulary, stratified split) and the task's smoke steps."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

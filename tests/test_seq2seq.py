@@ -56,10 +56,13 @@ def encode(model, p, src, src_len):
   return model.encode(p, src, src_len)
 
 
+def make_kw(**kw):
+  return {"embed_size": 6, "encoder_sizes": (5,), "decoder_sizes": (7,), "attn_size": 4,
+          "output_size": 8, "cell": "lstm", "bidirectional": True, **kw}
+
+
 def make_model(attention="bahdanau", **kw):
-  kw = {"embed_size": 6, "encoder_sizes": (5,), "decoder_sizes": (7,), "attn_size": 4,
-        "output_size": 8, "cell": "lstm", "bidirectional": True, **kw}
-  model = Seq2Seq(VS, VT, attention=attention, **kw)
+  model = Seq2Seq(VS, VT, attention=attention, **make_kw(**kw))
   return model, model.init(jax.random.key(1))
 
 
@@ -175,3 +178,42 @@ def test_bad_input_fails_clearly():
     Seq2Seq(VS, VT, attention="luong_concat")
   with pytest.raises(ValueError, match="query_size"):
     Seq2Seq(VS, VT, attention="luong_dot", encoder_sizes=(4,), decoder_sizes=(5,))
+
+
+def test_impl_unroll_remat_and_param_dtype_reach_the_model():
+  """The config's recurrence settings change how the model runs, never what it computes."""
+  model, p = make_model("bahdanau", cell="gru")
+  src, tgt_in = batch(4)
+  tgt_out = np.concatenate([tgt_in[:, 1:], np.full((B, 1), EOS)], 1)
+  tgt_len = np.array([5, 2, 4])
+
+  def loss_and_grad(m, params):
+    f = lambda q: -sequence_logprob(m.forward(q, src, SRC_LEN, tgt_in)[0], tgt_out, tgt_len).sum()
+    return jax.jit(jax.value_and_grad(f))(params)
+
+  want_loss, want_grad = loss_and_grad(model, p)
+  for options in ({"impl": "scan"}, {"impl": "hoisted", "unroll": 2}, {"remat": 2}):
+    other = Seq2Seq(VS, VT, attention="bahdanau", **{**make_kw(cell="gru"), **options})
+    loss, grad = loss_and_grad(other, p)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grad,
+                 want_grad)
+  half = Seq2Seq(VS, VT, attention="bahdanau", param_dtype=jnp.bfloat16, **make_kw(cell="gru"))
+  assert half.init(jax.random.key(1))["encoder"][0]["fw"]["W_h"].dtype == jnp.bfloat16
+  with pytest.raises(ValueError, match="impl"):
+    Seq2Seq(VS, VT, impl="fused")
+  with pytest.raises(ValueError, match="remat"):
+    Seq2Seq(VS, VT, remat=-1)
+
+
+def test_the_seq2seq_config_reaches_impl_remat_unroll_and_param_dtype():
+  from configs import reverse_digits
+  from recurrent.tasks import _seq2seq
+  config = reverse_digits.get_config()
+  config.model.impl, config.model.remat, config.model.unroll = "scan", 3, 2
+  config.model.param_dtype = "bfloat16"
+  m = _seq2seq.build_model(config, 13, 13)
+  assert (m.impl, m.remat, m.unroll, m.param_dtype) == ("scan", 3, 2, jnp.bfloat16)
+  config.model.param_dtype = "float8"
+  with pytest.raises(ValueError, match="model.param_dtype"):
+    _seq2seq.build_model(config, 13, 13)

@@ -180,7 +180,8 @@ def test_seq2seq_reads_frames():
     model.encode(params, jnp.ones((2, 7), jnp.int32), jnp.array([7, 4]))
 
 
-@pytest.mark.parametrize("variant", ["method=ctc", "method=attention,split=speaker_theo"])
+@pytest.mark.parametrize("variant", [  # attention over frames is also tested by test_seq2seq_reads_frames
+    "method=ctc", pytest.param("method=attention,split=speaker_theo", marks=pytest.mark.slow)])
 def test_digits_smoke_trains_through_the_harness(tmp_path, data_dir, variant):
   config = digits_config.get_config(f"smoke,{variant}")
   config.unlock()
@@ -209,3 +210,30 @@ def test_digits_config_variants():
   assert digits_config.get_config("method=attention").task.method == "attention"
   with pytest.raises(ValueError, match="unknown split"):
     digits_config.get_config("split=speaker_bob")
+
+
+def test_speech_models_reach_the_configs_recurrence_settings():
+  """model.unroll/impl/remat/param_dtype reach the CTC encoder and the trigger GRU, values unchanged."""
+  from recurrent.models import stack_kwargs
+  from recurrent.speech import CTCModel
+  config = digits_config.get_config()
+  m = config.model
+  m.impl, m.remat, m.unroll, m.param_dtype, m.highway = "scan", 3, 2, "bfloat16", True
+  ctc = CTCModel(12, 11, m.cell, (6, 6), **stack_kwargs(m))
+  enc = ctc.encoder
+  assert (enc.impl, enc.remat, enc.unroll, enc.highway) == ("scan", 3, 2, True)
+  assert enc.layers[0].cell.param_dtype == jnp.bfloat16
+  x = jax.random.normal(jax.random.key(0), (2, 10, 12))
+  lengths = jnp.array([10, 6])
+  plain = CTCModel(12, 11, "gru", (6, 6))
+  fast = CTCModel(12, 11, "gru", (6, 6), impl="hoisted", remat=4, unroll=2)
+  p = plain.init(jax.random.key(1))
+  np.testing.assert_allclose(fast.logits(p, x, lengths), plain.logits(p, x, lengths), atol=1e-5)
+  trig = TriggerModel(kernel=5, stride=2, channels=8, hidden=12)
+  trig_fast = TriggerModel(kernel=5, stride=2, channels=8, hidden=12, impl="scan", remat=3,
+                           unroll=2)
+  tp = trig.init(jax.random.key(2))
+  audio = jax.random.normal(jax.random.key(3), (2, 160 * 16)) * 0.1
+  np.testing.assert_allclose(trig_fast.logits(tp, audio), trig.logits(tp, audio), atol=1e-5)
+  with pytest.raises(ValueError, match="impl"):
+    TriggerModel(impl="fused")

@@ -10,12 +10,21 @@ import pytest
 from configs import sine
 from recurrent.tasks import get_task
 from recurrent.tasks.base import Task
+from recurrent.tasks.base import Evaluator
 from recurrent.training import loop, parallel
 from recurrent.training.checkpoint import Checkpoints
 from recurrent.training.metrics import mean_metrics, read_jsonl, window_means
 
 BIG = 2.0 ** 24  # float32 spacing is 2 from here on: adding 1.0 to it is lost
 
+
+
+def trainer_evaluator(task, num_devices, max_batches):
+  """``params -> metrics`` of the held-out split as the trainer evaluates it."""
+  mesh = parallel.make_mesh(num_devices)
+  evaluator = Evaluator.for_task(task, place=lambda b: parallel.place_eval_batch(b, mesh),
+                                 max_batches=max_batches)
+  return lambda params: evaluator(params, task.eval_batches())
 
 def test_mean_metrics_sums_in_float64_where_float32_loses_the_small_terms():
   batches = [{"nll": (np.float32(BIG), np.float32(1))}] + [{"nll": (np.float32(1), np.float32(1))}] * 5
@@ -62,10 +71,10 @@ def test_evaluator_averages_in_float64_and_leaves_out_count_zero():
   xs = [[BIG, 0.0]] + [[1.0, 1.0]] * 4     # each batch sum is exact in float32; their running sum is not
   ms = [[0.0, 0.0]] * 5
   params = {"w": jnp.float32(1)}
-  evaluator = loop.Evaluator(fake_task(xs, ms), parallel.make_mesh(0), max_batches=0)
+  evaluator = trainer_evaluator(fake_task(xs, ms), 0, 0)
   assert evaluator(params) == {"big": (2 ** 24 + 8) / 10}
   ms[2] = [1.0, 0.0]                         # one masked element in one batch
-  evaluator = loop.Evaluator(fake_task(xs, ms), parallel.make_mesh(0), max_batches=3)
+  evaluator = trainer_evaluator(fake_task(xs, ms), 0, 3)
   assert evaluator(params) == {"big": (2 ** 24 + 4) / 6, "masked": 1.0}
 
 

@@ -1,6 +1,5 @@
 """The translation data module on a small file the test writes itself."""
 
-import numpy as np
 import pytest
 
 from recurrent.data import translation as tr

@@ -31,14 +31,14 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 
 from recurrent import decoding
 from recurrent.data import stream
 from recurrent.layers import make_stack
+from recurrent.models import stack_kwargs
 from recurrent.lm import StreamLM
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Evaluator, Task, token_metrics
 
 LOG_FLOAT32_MAX = math.log(np.finfo(np.float32).max)  # ~88.72: exp of a larger mean nll overflows
 
@@ -50,16 +50,13 @@ def reset_where(reset, carry):
 
 def window_loss(logits_BTV, batch, sum_over_time: bool, bits_name: str):
   """(differentiated loss, metrics {name: (total, count)}) of one window."""
-  targets_BT, w_BT = batch["targets"], batch["weights"]
-  ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32), targets_BT)
-  n = jnp.sum(w_BT)
-  total = jnp.sum(ce_BT * w_BT)
-  mean = total / jnp.maximum(n, 1.0)
+  targets_BT = batch["targets"]
+  mean, tokens = token_metrics(logits_BTV.astype(jnp.float32), targets_BT, batch["weights"] > 0)
+  total, n = tokens["loss"]
   loss = total / targets_BT.shape[0] if sum_over_time else mean
   loss = jnp.where(mean > LOG_FLOAT32_MAX, jnp.inf, loss)  # perplexity would overflow: diverged
-  correct = jnp.sum((jnp.argmax(logits_BTV, -1) == targets_BT) * w_BT)
-  metrics = {"nll": (total, n), bits_name: (total / math.log(2.0), n), "accuracy": (correct, n)}
-  return loss, metrics
+  return loss, {"nll": (total, n), bits_name: (total / math.log(2.0), n),
+                "accuracy": tokens["accuracy"]}
 
 
 def generate(model: StreamLM, params, prompt_T: np.ndarray, rng, num_tokens: int,
@@ -117,18 +114,14 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
   def eval_batches():
     return stream.eval_windows(valid_ids, E, T)
 
-  eval_step = jax.jit(lambda p, b, c: loss_fn(p, b, None, c)[1])
+  derived_metrics = lambda m: {"ppl": math.exp(min(m["nll"], 700.0))}
+  evaluate = Evaluator(loss_fn, model.initial_carries, derived_metrics,
+                       max_batches=config.eval_batches)  # the limit the valid split has
 
   def score(params, ids) -> dict:
-    """{nll, ppl} of a split with the state carried over it (as the trainer's Evaluator)."""
-    carry, totals = model.initial_carries(E), np.zeros(2)
-    for i, batch in enumerate(stream.eval_windows(ids, E, T)):
-      if config.eval_batches and i >= config.eval_batches:  # the limit the valid split has
-        break
-      metrics, carry = eval_step(params, batch, carry)
-      totals += np.asarray(jax.device_get(metrics["nll"]), np.float64)
-    nll = totals[0] / totals[1]
-    return {"nll": nll, "ppl": math.exp(min(nll, 700.0))}
+    """{nll, ppl} of a split with the state carried over it (as the trainer's)."""
+    metrics = evaluate(params, stream.eval_windows(ids, E, T))
+    return {"nll": metrics["nll"], "ppl": metrics["ppl"]}
 
   samplers = {temp: jax.jit(lambda p, k, temp=temp: generate(model, p, prompt_ids, k, t.sample_len, temp))
               for temp in t.temperatures}
@@ -152,13 +145,12 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
               eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["weights"])),
               eval_metric="nll", eval_mode="min", report=report,
               initial_carry=model.initial_carries,
-              derived_metrics=lambda m: {"ppl": math.exp(min(m["nll"], 700.0))})
+              derived_metrics=derived_metrics)
 
 
 def make_model(model_config, vocab_size: int) -> StreamLM:
   """The StreamLM of a ``config.model`` section (configs/ptb.py lists the fields)."""
   m = model_config
-  stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), m.bidirectional, m.merge,
-                     m.dropout, m.residual)
+  stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), **stack_kwargs(m))
   return StreamLM(stack, vocab_size, dropout=m.dropout, variational=m.variational,
                   embed_dropout=m.embed_dropout, tie_weights=m.tie_weights, init_scale=m.init_scale)

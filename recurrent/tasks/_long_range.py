@@ -16,6 +16,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from recurrent.models import rnn_kwargs
 from recurrent.tasks.base import Task, dropout_rngs
@@ -49,8 +50,7 @@ class Problem:
 
 def cross_entropy(logits: Array, labels: Array) -> Array:
   """-log softmax(logits)[label], elementwise over the leading axes."""
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def build_task(config, problem: Problem) -> Task:

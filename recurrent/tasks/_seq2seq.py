@@ -27,6 +27,8 @@ import numpy as np
 from recurrent import decoding
 from recurrent.seq2seq import BOS, EOS, Seq2Seq, sequence_logprob
 from recurrent.layers import time_mask
+from recurrent.models import rnn_kwargs
+from recurrent.tasks.base import token_metrics
 
 
 def check_model_config(config) -> None:
@@ -66,7 +68,14 @@ def build_model(config, src_vocab: int, tgt_vocab: int, src_features: int = 0) -
                  decoder_sizes=tuple(m.decoder_sizes), attention=m.attention,
                  attn_size=m.attn_size, output_size=m.output_size,
                  input_feeding=m.input_feeding, bridge=m.bridge, dropout=m.dropout,
-                 src_features=src_features)
+                 src_features=src_features, **stack_options(m))
+
+
+def stack_options(m) -> dict:
+  """``model.unroll/impl/remat/param_dtype`` as Seq2Seq fields (the dtype checked by name)."""
+  cell_kwargs = rnn_kwargs(m).get("cell_kwargs", {})
+  return {"unroll": m.unroll, "impl": m.impl, "remat": m.remat,
+          "param_dtype": cell_kwargs.get("param_dtype")}
 
 
 def teacher_forcing_ratio(config, step: int) -> np.float32:
@@ -86,13 +95,9 @@ def make_loss_fn(model: Seq2Seq):
     src_len = jnp.maximum(batch["src_len"], 1)  # empty filler rows: any length, masked below
     logits, _ = model.forward(params, batch["src"], src_len, batch["tgt_in"], rng,
                               batch["teacher_forcing"])
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
-    nll_BT = -jnp.take_along_axis(logp, batch["tgt_out"][..., None], -1)[..., 0]
     mask_BT = time_mask(batch["tgt_len"], batch["tgt_out"].shape[1])
-    n = mask_BT.sum()
-    nll = jnp.where(mask_BT, nll_BT, 0.0).sum()
-    correct = jnp.where(mask_BT, jnp.argmax(logits, -1) == batch["tgt_out"], False).sum()
-    return nll / jnp.maximum(n, 1), {"loss": (nll, n), "token_accuracy": (correct, n)}
+    loss, metrics = token_metrics(logits, batch["tgt_out"], mask_BT)
+    return loss, {"loss": metrics["loss"], "token_accuracy": metrics["accuracy"]}
 
   return loss_fn
 

@@ -24,7 +24,7 @@ from recurrent.data import batching
 from recurrent.data.vocab import Vocab
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
-from recurrent.tasks._splits import SplitEvaluator
+from recurrent.tasks.base import Evaluator
 from recurrent.tasks import base
 from recurrent.tasks.base import Task
 
@@ -122,7 +122,7 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
   def loss_fn(params, batch, rng):
     return token_metrics(logits_fn(params, batch, rng), batch["tags"], batch["lengths"])
 
-  evaluate = SplitEvaluator(loss_fn)
+  evaluate = Evaluator(loss_fn)
   argmax_fn = jax.jit(lambda params, batch: jnp.argmax(logits_fn(params, batch), -1))
 
   def predict(params, split):

@@ -101,6 +101,71 @@ def token_metrics(logits_BTV: Array, targets_BT: Array, mask_BT: Array) -> tuple
   return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (correct, count)}
 
 
+def eval_step(loss_fn: Callable, stateful: bool = False) -> Callable:
+  """The deterministic step of an evaluation (rng=None), metrics as float32 (total, count).
+
+  ``(params, batch) -> metrics``, or for a stateful task
+  ``(params, batch, carry) -> (metrics, carry)``.
+  """
+  as_f32 = lambda metrics: {k: (jnp.asarray(t, jnp.float32), jnp.asarray(c, jnp.float32))
+                            for k, (t, c) in metrics.items()}
+  if stateful:
+    def stateful_step(params, batch, carry):
+      _, (metrics, carry) = loss_fn(params, batch, None, carry)
+      return as_f32(metrics), carry
+    return stateful_step
+  return lambda params, batch: as_f32(loss_fn(params, batch, None)[1])
+
+
+class Evaluator:
+  """``evaluate(params, batches) -> {name: sum of totals / sum of counts}`` over a split.
+
+  The one evaluator: the trainer scores its held-out split with it, and a
+  task's ``report`` scores other splits (train, test) with the same rule.
+  One jitted ``eval_step``; the per-batch metrics stay on the device until
+  the split is done (one transfer) and are summed in float64 on the host
+  (``mean_metrics``). A stateful task's carry starts from
+  ``initial_carry(B)`` and is carried through the batches in order.
+  ``place`` puts each batch where the step runs (the trainer: over the
+  devices and processes); ``max_batches`` > 0 stops after that many;
+  ``derived_metrics`` adds the scalars that are not means (perplexity).
+  """
+
+  def __init__(self, loss_fn: Callable, initial_carry: Callable | None = None,
+               derived_metrics: Callable | None = None, place: Callable | None = None,
+               max_batches: int = 0, name: str = "batches"):
+    self.name = name  # what the error for an empty split names
+    self.initial_carry, self.derived_metrics = initial_carry, derived_metrics
+    self.place = place or (lambda batch: batch)
+    self.max_batches = max_batches
+    self.step = jax.jit(eval_step(loss_fn, initial_carry is not None))
+
+  @classmethod
+  def for_task(cls, task: Task, **kwargs) -> "Evaluator":
+    """The evaluator of ``task``'s loss, carry and derived metrics (``kwargs``: place, max_batches)."""
+    return cls(task.loss_fn, task.initial_carry, task.derived_metrics, **kwargs)
+
+  def __call__(self, params, batches: Iterable[Batch]) -> dict[str, float]:
+    per_batch, carry = [], None
+    for i, batch in enumerate(batches):
+      if self.max_batches and i >= self.max_batches:
+        break
+      batch = self.place(batch)
+      if self.initial_carry is None:
+        per_batch.append(self.step(params, batch))
+        continue
+      if carry is None:
+        carry = self.initial_carry(next(x.shape[0] for x in jax.tree.leaves(batch) if x.ndim))
+      metrics, carry = self.step(params, batch, carry)
+      per_batch.append(metrics)
+    if not per_batch:
+      raise ValueError(f"{self.name}: yielded no batches")
+    means = mean_metrics(jax.device_get(per_batch))
+    if self.derived_metrics is not None:
+      means.update(self.derived_metrics(means))
+    return means
+
+
 def mean_metrics(batches: Iterable[Mapping[str, tuple]]) -> dict[str, float]:
   """``{name: sum of totals / sum of counts}`` over batches of ``{name: (total, count)}``.
 

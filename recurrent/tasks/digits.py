@@ -37,6 +37,7 @@ from recurrent.data import speech as data_lib
 from recurrent.seq2seq import BOS, EOS
 from recurrent.speech import CTCModel, Frontend
 from recurrent.tasks import _seq2seq
+from recurrent.models import stack_kwargs
 from recurrent.tasks.base import Task
 
 METHODS = ("ctc", "attention")
@@ -193,7 +194,7 @@ def build(config) -> Task:
   refs = [list(test["labels"][i, :test["label_len"][i]] - 1) for i in range(len(test["audio"]))]
 
   if t.method == "ctc":
-    model = CTCModel(fe.size, 11, m.cell, tuple(m.hidden_sizes), m.bidirectional, m.dropout)
+    model = CTCModel(fe.size, 11, m.cell, tuple(m.hidden_sizes), **stack_kwargs(m))
 
     def loss_fn(params, batch, rng):
       k_fe, k_model = split_rng(rng)

@@ -34,8 +34,8 @@ from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls, shift_ri
 from recurrent.data.paths import data_file
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
-from recurrent.tasks._splits import SplitEvaluator
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Evaluator
+from recurrent.tasks.base import Task, dropout_rngs
 
 
 def note_nll(logits_BTN: jax.Array, targets_BTN: jax.Array, lengths_B: jax.Array):
@@ -91,13 +91,13 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
     return model.init(rng, x, jnp.ones((1,), jnp.int32))["params"]
 
   def loss_fn(params, batch, rng):
-    rngs = None if rng is None else {"dropout": rng}
+    rngs = dropout_rngs(rng)
     logits = model.apply({"params": params}, batch["inputs"], batch["lengths"],
                          deterministic=rng is None, rngs=rngs)
     total, count = note_nll(logits, batch["targets"], batch["lengths"])
     return total / jnp.maximum(count, 1), {"loss": (total, count)}
 
-  evaluate = SplitEvaluator(loss_fn)
+  evaluate = Evaluator(loss_fn)
   probs_fn = jax.jit(lambda params, x, lengths: jax.nn.sigmoid(
       model.apply({"params": params}, x, lengths)))
 

@@ -31,7 +31,7 @@ from recurrent.data.paths import data_file
 from recurrent.data.sentiment import FOLDER, Example, load_sentences, stratified_split, tokenize
 from recurrent.data.vocab import Vocab
 from recurrent.models import SequenceClassifier, rnn_kwargs
-from recurrent.tasks._splits import SplitEvaluator
+from recurrent.tasks.base import Evaluator
 from recurrent.tasks.base import Task, dropout_rngs
 
 SPLITS = ("train", "valid", "test")
@@ -106,7 +106,7 @@ def make_task(config, examples: list[Example]) -> Task:
                          deterministic=rng is None, rngs=rngs)
     return classification_metrics(logits, batch["labels"])
 
-  evaluate = SplitEvaluator(loss_fn)
+  evaluate = Evaluator(loss_fn)
   probs_fn = jax.jit(lambda params, x, lengths: jax.nn.softmax(
       model.apply({"params": params}, x, lengths))[:, 1])
 

@@ -36,6 +36,7 @@ from recurrent.data import audio
 from recurrent.data import speech as data_lib
 from recurrent.layers import time_mask
 from recurrent.speech import TriggerModel
+from recurrent.models import stack_kwargs
 from recurrent.tasks.base import Task
 
 TEST_SEED = 2_000_003
@@ -120,12 +121,15 @@ def build(config) -> Task:
   t, m = config.task, config.model
   if not 0 <= t.trigger <= 9:
     raise ValueError(f"task.trigger: must be a digit 0-9, got {t.trigger!r}")
+  if len(m.hidden_sizes) != 1:
+    raise ValueError(f"model.hidden_sizes: the trigger-word model has one recurrent layer, got "
+                     f"{tuple(m.hidden_sizes)}")
   corpus = data_lib.load_corpus(t.data_dir)  # every file read and checked now
   train_idx, test_idx = data_lib.split_indices(corpus, "usual")
   t_key = tuple((k, t[k]) for k in _DATA_KEYS)
   base = TriggerModel(rate=data_lib.RATE, n_mels=t.n_mels, kernel=m.kernel, stride=m.stride,
                       channels=m.channels, hidden=m.hidden_sizes[0], cell=m.cell,
-                      dropout=m.dropout)
+                      dropout=m.dropout, **stack_kwargs(m, "unroll", "impl", "remat"))
   model = dataclasses.replace(base, norm=_norm(t.data_dir, t_key, base))
   B = config.batch_size
   frame_s = model.samples_per_output / data_lib.RATE

@@ -31,6 +31,7 @@ import ml_collections
 from absl import logging
 
 from recurrent.tasks import Task, get_task
+from recurrent.tasks.base import Evaluator
 from recurrent.training import checkpoint as checkpoint_lib
 from recurrent.training import distributed
 from recurrent.training import metrics as metrics_lib
@@ -85,35 +86,6 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   return config
 
 
-class Evaluator:
-  """Runs the jitted eval step over the held-out split; total / count per metric (``metrics.mean_metrics``)."""
-
-  def __init__(self, task: Task, mesh, max_batches: int):
-    self.task, self.mesh, self.max_batches = task, mesh, max_batches
-    self.step = jax.jit(state_lib.make_eval_step(task))
-
-  def __call__(self, params) -> dict:
-    per_batch = []  # on the device until the split is done: one transfer, no sync per batch
-    carry = None    # a stateful task's state, carried through the split in order
-    for i, batch in enumerate(self.task.eval_batches()):
-      if self.max_batches and i >= self.max_batches:
-        break
-      batch = distributed.place_eval_batch(batch, self.mesh)
-      if self.task.initial_carry is None:
-        per_batch.append(self.step(params, batch))
-        continue
-      if carry is None:
-        carry = self.task.initial_carry(next(x.shape[0] for x in jax.tree.leaves(batch) if x.ndim))
-      metrics, carry = self.step(params, batch, carry)
-      per_batch.append(metrics)
-    if not per_batch:
-      raise ValueError("task.eval_batches: yielded no batches")
-    means = metrics_lib.mean_metrics(jax.device_get(per_batch))
-    if self.task.derived_metrics is not None:
-      means.update(self.task.derived_metrics(means))
-    return means
-
-
 def _eta(seconds: float) -> str:
   seconds = int(seconds)
   return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
@@ -134,7 +106,13 @@ class _Setup:
     steps = workdir_lib.schedule_steps(config_to_dict(config), workdir,
                                        self.ckpt.latest_step() is not None)
     self.tx = make_optimizer(config.optim, steps)
-    self.evaluator = Evaluator(self.task, self.mesh, config.eval_batches)
+    self.evaluator = Evaluator.for_task(
+        self.task, place=lambda batch: distributed.place_eval_batch(batch, self.mesh),
+        max_batches=config.eval_batches, name="task.eval_batches")
+
+  def evaluate(self, params) -> dict:
+    """The held-out metrics (``task.eval_batches``, at most ``config.eval_batches`` of them)."""
+    return self.evaluator(params, self.task.eval_batches())
 
   def initial_state(self) -> state_lib.TrainState:
     """The step-0 state, replicated over the mesh (the first compile)."""
@@ -263,7 +241,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       evaluated = done % config.eval_every == 0 or done == num_steps
       if evaluated:
         _check_finite(state, ckpt)
-        eval_metrics = setup.evaluator(state.params)
+        eval_metrics = setup.evaluate(state.params)
         eval_metrics.update(_report(task, state.params, done, workdir))
         writer.write(done, "eval", eval_metrics)
         logging.info("eval at step %d: %s", done,
@@ -285,7 +263,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   finally:
     writer.close()
   if eval_metrics is None:  # nothing left to train: the run was already complete
-    eval_metrics = setup.evaluator(state.params)
+    eval_metrics = setup.evaluate(state.params)
   final = {"step": num_steps, "eval": eval_metrics, "best_step": ckpt.best_step(),
            "best": {task.eval_metric: best}}
   if distributed.is_main():
@@ -307,7 +285,7 @@ def evaluate(config, workdir: str | os.PathLike, checkpoint: str = "best") -> di
   step)``, never over the files of the training run.
   """
   setup, step, state = _restore(config, workdir, checkpoint)
-  metrics = setup.evaluator(state.params)
+  metrics = setup.evaluate(state.params)
   if setup.task.report is not None:  # its figures go to their own folder, not over the run's
     out = evaluation_dir(workdir, step)
     if distributed.is_main():

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from recurrent.tasks.base import Task
+from recurrent.tasks.base import eval_step as base_eval_step
 
 
 class TrainState(NamedTuple):
@@ -111,17 +112,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
 def make_eval_step(task: Task):
   """A pure ``eval_step(params, batch) -> {name: (total, count)}`` (deterministic: rng=None).
 
-  For a stateful task: ``eval_step(params, batch, carry) -> (metrics, carry)``.
+  For a stateful task: ``eval_step(params, batch, carry) -> (metrics, carry)``
+  (``recurrent.tasks.base.eval_step``, what the one ``Evaluator`` runs).
   """
-  as_f32 = lambda metrics: {k: (jnp.asarray(t, jnp.float32), jnp.asarray(c, jnp.float32))
-                            for k, (t, c) in metrics.items()}
-
-  def eval_step(params, batch):
-    _, metrics = task.loss_fn(params, batch, None)
-    return as_f32(metrics)
-
-  def stateful_eval_step(params, batch, carry):
-    _, (metrics, carry) = task.loss_fn(params, batch, None, carry)
-    return as_f32(metrics), carry
-
-  return eval_step if task.initial_carry is None else stateful_eval_step
+  return base_eval_step(task.loss_fn, task.initial_carry is not None)
