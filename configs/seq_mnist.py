@@ -1,0 +1,69 @@
+"""Sequential MNIST (Le et al. 2015): a digit classified from its pixels read one per step.
+
+    ./launch.sh seq_mnist                                        # 28 x 28, T = 784, LSTM 128
+    ./launch.sh seq_mnist --config=configs/seq_mnist.py:size=14  # 2 x 2 average-pooled, T = 196
+    ./launch.sh seq_mnist --config=configs/seq_mnist.py:permuted,size=14 --config.model.cell=gru
+    python -m experiments.train --config=configs/seq_mnist.py:smoke --workdir=/tmp/seq_mnist
+
+Data: ``mnist/`` under ``$RECURRENT_DATA_DIR`` (the original IDX files; LeCun,
+Cortes & Burges, CC BY-SA 3.0), or ``--config.task.data_dir``. The held-out
+split (best checkpoint) is the last 5,000 training images; ``test_accuracy``
+is scored on the 10,000 test images at every evaluation.
+
+Setup after Le et al. (2015) and Arjovsky et al. (2016): one recurrent layer of
+128 units, the class from the last state, gradient clipping; Adam at 1e-3
+(RMSProp in Arjovsky et al.), batch 100. The step budget here is small: see
+docs/seq_mnist.md for what was run and what a paper-length run needs.
+"""
+
+from configs import base
+
+
+def set_size(config, value):
+  config.task.size = int(value)
+
+
+def get_config(arg=None):
+  config = base.base_config()
+  config.task.name = "seq_mnist"
+  config.task.data_dir = ""            # a data folder holding mnist/; "" = $RECURRENT_DATA_DIR
+  config.task.size = 28                # 28: T = 784 pixels; 14: 2 x 2 average-pooled, T = 196
+  config.task.permuted = False         # one fixed random pixel order for every image
+  config.task.permutation_seed = 92916 # the permutation's seed (fixed apart from config.seed)
+  config.task.num_valid = 5000         # the last training images: the held-out split
+  config.task.num_train = 0            # > 0: only the first N training images (quick runs)
+  config.task.num_test = 0             # > 0: only the first N test images in the report
+  config.task.eval_batch_size = 500    # batches of the held-out and test splits
+
+  config.model.cell = "lstm"
+  config.model.hidden_sizes = (128,)
+
+  config.optim.name = "adam"
+  config.optim.learning_rate = 1e-3
+  config.optim.clip_norm = 1.0
+
+  config.batch_size = 100
+  config.num_steps = 20000             # ~36 epochs of 55,000 images
+  config.log_every = 50
+  config.eval_every = 1000
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 2
+  return base.finalize(config, arg,
+                       flags={"permuted": base.set_to("task.permuted", True)},
+                       choices={"size": base.Choice(("28", "14"), set_size)},
+                       smoke=[shrink])
+
+
+def shrink(config):
+  config.task.size = 14
+  config.task.num_valid = 40
+  config.task.num_train = 64
+  config.task.num_test = 40
+  config.task.eval_batch_size = 20
+  config.model.hidden_sizes = (8,)
+  config.batch_size = 8
+
+
+def get_sweep():
+  """Every cell on the quick variant: ./launch.sh sweep configs/seq_mnist.py:size=14 --workdir=runs/smnist."""
+  return {"model.cell": ["rnn", "lstm", "gru"]}
