@@ -47,6 +47,10 @@ NUM_SAMPLES = 10
 
 def frontend(config) -> Frontend:
   t = config.task
+  for field, least in (("n_mels", 1), ("stack_frames", 1), ("time_masks", 0), ("max_time_mask", 0),
+                       ("freq_masks", 0), ("max_freq_mask", 0)):
+    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < least:
+      raise ValueError(f"task.{field}: must be an integer >= {least}, got {t[field]!r}")
   return Frontend(rate=data_lib.RATE, n_mels=t.n_mels, stack=t.stack_frames,
                   time_masks=t.time_masks, max_time=t.max_time_mask, freq_masks=t.freq_masks,
                   max_freq=t.max_freq_mask)
@@ -155,10 +159,14 @@ def build(config) -> Task:
   t = config.task
   if t.method not in METHODS:
     raise ValueError(f"task.method: must be one of {METHODS}, got {t.method!r}")
+  _seq2seq.check_decoder_fields(config.model)   # read by the attention method only
+  if isinstance(t.beam_size, bool) or not isinstance(t.beam_size, int) or t.beam_size < 1:
+    raise ValueError(f"task.beam_size: must be an integer >= 1, got {t.beam_size!r}")
+  _seq2seq.check_decode_config(config.decode)
+  fe = frontend(config)
   corpus = data_lib.load_corpus(t.data_dir)  # every file read and checked now
   train_idx, _ = data_lib.split_indices(corpus, t.split)
   test = test_set(t.data_dir, t.split, t.num_test, _data_fields(t))
-  fe = frontend(config)
   B = config.batch_size
   # Feasibility of the test labels is checked once, now; training rows are masked and counted.
   hop = audio.frame_params(data_lib.RATE)[1]
