@@ -223,8 +223,8 @@ def check_test_pair(sentence: str, target: str) -> tuple[np.ndarray, np.ndarray]
   x = text.encode(sentence).astype(np.int32)
   y = text.encode(target).astype(np.int32)
   if not len(y) or len(x) != len(y) or not np.array_equal(text.lowercase_ascii(y), x):
-    raise ValueError(f"task.test_input: must be task.test_target (non-empty) with ASCII capitals "
-                     f"lowered, got {sentence!r} for {target!r}")
+    raise ValueError(f"task.test_input, task.test_target: the input must be the (non-empty) target "
+                     f"with ASCII capitals lowered, got {sentence!r} for {target!r}")
   return x, y
 
 
