@@ -66,6 +66,9 @@ class Attention:
 
   def precompute(self, params: dict, keys_BSE: Array) -> Array:
     """The query-independent part: W_k k_s + b [B, S, A], W_a k_s [B, S, Q], or k_s itself."""
+    if jnp.ndim(keys_BSE) != 3 or jnp.shape(keys_BSE)[2] != self.key_size:
+      raise ValueError(f"keys_BSE: expected shape [B, S, E] with E = key_size={self.key_size}, "
+                       f"got {tuple(jnp.shape(keys_BSE))}")
     if self.kind == "bahdanau":
       kp = keys_BSE @ params["W_k"]
       return kp + expand_like(params["b"], kp)
@@ -80,6 +83,13 @@ class Attention:
     ``projected_BSX`` is ``precompute(params, keys_BSE)``; ``mask_BS`` is True
     at real source tokens (every row needs at least one).
     """
+    B, S, E = jnp.shape(keys_BSE)
+    if jnp.shape(query_BQ) != (B, self.query_size):
+      raise ValueError(f"query_BQ: expected shape [B, Q]=({B}, {self.query_size}), got "
+                       f"{tuple(jnp.shape(query_BQ))}")
+    if jnp.shape(mask_BS) != (B, S):
+      raise ValueError(f"mask_BS: expected shape [B, S]=({B}, {S}) like keys_BSE, got "
+                       f"{tuple(jnp.shape(mask_BS))}")
     if self.kind == "bahdanau":
       hidden_BSA = jnp.tanh(projected_BSX + (query_BQ @ params["W_q"])[:, None, :])
       scores_BS = hidden_BSA @ params["v"]

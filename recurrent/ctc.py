@@ -44,6 +44,50 @@ BLANK = 0
 NEG_INF = -1e30
 
 
+def _concrete(x) -> np.ndarray | None:
+  """x as NumPy when it has values now (not under jit), else None."""
+  return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
+def _check_ints(name: str, x, shape: tuple, hi: int, hi_name: str, lo: int = 0) -> None:
+  """``x`` has ``shape``, integer dtype and (when concrete) values in [lo, hi]."""
+  if tuple(jnp.shape(x)) != shape:
+    raise ValueError(f"{name}: expected shape {shape}, got {tuple(jnp.shape(x))}")
+  if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
+    raise ValueError(f"{name}: expected integers, got dtype {jnp.result_type(x)}")
+  v = _concrete(x)
+  if v is not None and v.size and (v.min() < lo or v.max() > hi):
+    raise ValueError(f"{name}: must be in [{lo}, {hi_name}={hi}], got "
+                     f"{int(v.min()) if v.min() < lo else int(v.max())}")
+
+
+def check_frames(logits_BTV, lengths_B) -> None:
+  """Fails naming the argument: logits [B, T, V] with V >= 2 (blank + a label), lengths [B] in [0, T]."""
+  if jnp.ndim(logits_BTV) != 3 or jnp.shape(logits_BTV)[2] < 2:
+    raise ValueError(f"logits_BTV: expected shape [B, T, V] with V >= 2 (blank = {BLANK} and the "
+                     f"labels), got {tuple(jnp.shape(logits_BTV))}")
+  B, T, _ = jnp.shape(logits_BTV)
+  _check_ints("lengths_B", lengths_B, (B,), T, "T")
+
+
+def check_labels(labels_BL, label_len_B, B: int, V: int) -> None:
+  """Fails naming the argument: labels [B, L] with ids in [1, V) where valid, label_len [B] in [0, L]."""
+  if jnp.ndim(labels_BL) != 2 or jnp.shape(labels_BL)[0] != B:
+    raise ValueError(f"labels_BL: expected shape [B={B}, L], got {tuple(jnp.shape(labels_BL))}")
+  if not jnp.issubdtype(jnp.result_type(labels_BL), jnp.integer):
+    raise ValueError(f"labels_BL: expected integer label ids, got dtype {jnp.result_type(labels_BL)}")
+  L = jnp.shape(labels_BL)[1]
+  _check_ints("label_len_B", label_len_B, (B,), L, "L")
+  labels, lens = _concrete(labels_BL), _concrete(label_len_B)
+  if labels is not None and lens is not None and labels.size:
+    valid = np.arange(L)[None, :] < lens[:, None]
+    bad = valid & ((labels < 1) | (labels >= V))
+    if bad.any():
+      b, t = map(int, np.argwhere(bad)[0])
+      raise ValueError(f"labels_BL: label ids must be in [1, V={V}) (0 is the blank), got "
+                       f"{int(labels[b, t])} at row {b}, position {t}")
+
+
 def min_frames(labels_BL: Array, label_len_B: Array) -> Array:
   """[B] the fewest frames that can emit each labelling: |l| plus its adjacent repeats."""
   L = labels_BL.shape[1]
@@ -59,6 +103,8 @@ def ctc_loss(logits_BTV: Array, lengths_B: Array, labels_BL: Array, label_len_B:
   Rows whose labelling cannot fit in their frames are infeasible: their loss
   is 0 and they are left out of ``counted``; rows of length 0 (padding) too.
   """
+  check_frames(logits_BTV, lengths_B)
+  check_labels(labels_BL, label_len_B, logits_BTV.shape[0], logits_BTV.shape[2])
   T = logits_BTV.shape[1]
   logit_pad = 1.0 - time_mask(lengths_B, T).astype(jnp.float32)
   label_pad = 1.0 - time_mask(label_len_B, labels_BL.shape[1]).astype(jnp.float32)
@@ -82,6 +128,9 @@ def check_feasible(lengths_B, labels_BL, label_len_B, what: str = "batch") -> No
 
 def collapse(path_BT: Array, lengths_B: Array) -> tuple[Array, Array]:
   """B(path): merge repeats, drop blanks -> (labels [B, T] padded with -1, lengths [B])."""
+  if jnp.ndim(path_BT) != 2:
+    raise ValueError(f"path_BT: expected shape [B, T], got {tuple(jnp.shape(path_BT))}")
+  _check_ints("lengths_B", lengths_B, jnp.shape(path_BT)[:1], jnp.shape(path_BT)[1], "T")
   T = path_BT.shape[1]
   prev = jnp.concatenate([jnp.full_like(path_BT[:, :1], -1), path_BT[:, :-1]], 1)
   keep = (path_BT != BLANK) & (path_BT != prev) & time_mask(lengths_B, T)
@@ -94,6 +143,7 @@ def collapse(path_BT: Array, lengths_B: Array) -> tuple[Array, Array]:
 
 def best_path(logits_BTV: Array, lengths_B: Array) -> tuple[Array, Array]:
   """Greedy decoding: the argmax class at each frame, collapsed."""
+  check_frames(logits_BTV, lengths_B)
   return collapse(jnp.argmax(logits_BTV, -1), lengths_B)
 
 
@@ -112,6 +162,12 @@ def prefix_beam_search(logits_BTV: Array, lengths_B: Array, beam_size: int,
   number of distinct labellings of up to ``max_len`` labels the scores are
   the exact labelling probabilities.
   """
+  check_frames(logits_BTV, lengths_B)
+  if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+    raise ValueError(f"beam_size: must be an integer >= 1, got {beam_size!r}")
+  if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
+                              or max_len < 1):
+    raise ValueError(f"max_len: must be an integer >= 1 or None (T), got {max_len!r}")
   B, T, V = logits_BTV.shape
   K, L = beam_size, max_len or T
   logp_TBV = jnp.swapaxes(jax.nn.log_softmax(logits_BTV.astype(jnp.float32), -1), 0, 1)
@@ -184,6 +240,9 @@ def edit_distance(ref, hyp) -> int:
 
 def error_rates(refs: list, hyps: list) -> dict:
   """{'error_rate': total edits / total reference length, 'utterance_accuracy': exact fraction}."""
+  if len(refs) != len(hyps):
+    raise ValueError(f"refs, hyps: expected one hypothesis per reference, got {len(refs)} "
+                     f"references and {len(hyps)} hypotheses")
   edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
   n = sum(len(r) for r in refs)
   exact = sum(list(r) == list(h) for r, h in zip(refs, hyps))

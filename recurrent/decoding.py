@@ -34,6 +34,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 StepFn = Callable[[Array, Any], tuple[Array, Any]]
@@ -41,14 +42,36 @@ StepFn = Callable[[Array, Any], tuple[Array, Any]]
 LENGTH_PENALTIES = ("none", "average", "wu")
 
 
-def _check_common(max_len, bos, eos) -> None:
-  if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-    raise ValueError(f"max_len: must be an integer >= 1, got {max_len!r}")
+def _is_token(v) -> bool:
+  return not isinstance(v, bool) and isinstance(v, int) and v >= 0
+
+
+def _check_bos(bos) -> None:
   if jnp.ndim(bos) != 1:
     raise ValueError(f"bos: expected the first input token of each row, shape [B], got shape "
                      f"{tuple(jnp.shape(bos))}")
-  if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or eos < 0):
+  if not jnp.issubdtype(jnp.result_type(bos), jnp.integer):
+    raise ValueError(f"bos: expected integer token ids, got dtype {jnp.result_type(bos)}")
+
+
+def _check_common(max_len, bos, eos, pad) -> None:
+  if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+    raise ValueError(f"max_len: must be an integer >= 1, got {max_len!r}")
+  _check_bos(bos)
+  if eos is not None and not _is_token(eos):
     raise ValueError(f"eos: must be a token id >= 0 or None, got {eos!r}")
+  if not _is_token(pad):
+    raise ValueError(f"pad: must be a token id >= 0, got {pad!r}")
+
+
+def _check_vocab(logits_BV, eos) -> None:
+  """At trace time (before any compile): the step function's logits are [B, V] and ``eos`` < V."""
+  if jnp.ndim(logits_BV) != 2:
+    raise ValueError(f"step_fn: must return logits of shape [B, V], got shape "
+                     f"{tuple(jnp.shape(logits_BV))}")
+  if eos is not None and eos >= logits_BV.shape[-1]:
+    raise ValueError(f"eos: must be a token id < V={logits_BV.shape[-1]} (the step function's "
+                     f"vocabulary), got {eos}")
 
 
 def expand_beam(tree: Any, beam_size: int) -> Any:
@@ -98,6 +121,7 @@ def _decode(step_fn: StepFn, init_carry, bos: Array, max_len: int, eos: int | No
 
   def body(s: _LoopState):
     logits_BV, carry = step_fn(s.last_B, s.carry)
+    _check_vocab(logits_BV, eos)
     logp_BV = jax.nn.log_softmax(logits_BV.astype(jnp.float32), axis=-1)
     tok_B = choose(logits_BV, jax.random.fold_in(s.rng, s.t)).astype(jnp.int32)
     live_B = ~s.done_B
@@ -127,7 +151,7 @@ def greedy(step_fn: StepFn, init_carry, bos: Array, max_len: int, eos: int | Non
     eos: the end token, or None to always generate ``max_len`` tokens.
     pad: the token written after a row's end.
   """
-  _check_common(max_len, bos, eos)
+  _check_common(max_len, bos, eos, pad)
   return _decode(step_fn, init_carry, bos, max_len, eos, pad,
                  lambda logits, key: jnp.argmax(logits, axis=-1), jax.random.key(0))
 
@@ -141,9 +165,14 @@ def sample(step_fn: StepFn, init_carry, rng: Array, bos: Array, max_len: int,
   of (rng, step). ``logprob`` is the model's (temperature 1) log-probability
   of the sampled sequence. Arguments as in :func:`greedy`.
   """
-  _check_common(max_len, bos, eos)
-  if not temperature > 0:
-    raise ValueError(f"temperature: must be > 0, got {temperature!r}")
+  _check_common(max_len, bos, eos, pad)
+  if not isinstance(temperature, jax.core.Tracer) and not 0 < temperature < float("inf"):
+    raise ValueError(f"temperature: must be finite and > 0, got {temperature!r}")
+  typed = isinstance(rng, jax.Array) and jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
+  legacy = isinstance(rng, jax.Array) and rng.dtype == jnp.uint32 and rng.shape == (2,)
+  if not ((typed and rng.ndim == 0) or legacy):
+    raise ValueError(f"rng: expected one key from jax.random.key(seed), got "
+                     f"{getattr(rng, 'dtype', type(rng).__name__)} of shape {jnp.shape(rng)}")
   if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
     raise ValueError(f"top_k: must be an integer >= 0 (0 keeps every token), got {top_k!r}")
 
@@ -216,7 +245,7 @@ def beam_search(step_fn: StepFn, init_carry, bos: Array, beam_size: int, max_len
   Returns:
     a :class:`BeamOutput`, best hypothesis first in each row.
   """
-  _check_common(max_len, bos, eos)
+  _check_common(max_len, bos, eos, pad)
   if eos is None:
     raise ValueError("eos: beam search needs an end token, got None")
   if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
@@ -224,6 +253,8 @@ def beam_search(step_fn: StepFn, init_carry, bos: Array, beam_size: int, max_len
   if length_penalty_kind not in LENGTH_PENALTIES:
     raise ValueError(
         f"length_penalty_kind: must be one of {LENGTH_PENALTIES}, got {length_penalty_kind!r}")
+  if not isinstance(alpha, jax.core.Tracer) and not 0 <= alpha < float("inf"):
+    raise ValueError(f"alpha: must be finite and >= 0, got {alpha!r}")
   K = beam_size
   bos = jnp.asarray(bos, jnp.int32)
   B = bos.shape[0]
@@ -246,6 +277,7 @@ def beam_search(step_fn: StepFn, init_carry, bos: Array, beam_size: int, max_len
 
   def body(s: _BeamState):
     logits, carry = step_fn(last_tokens(s), s.carry)
+    _check_vocab(logits, eos)
     V = logits.shape[-1]
     logp_BKV = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1).reshape(B, K, V)
     # A finished hypothesis has one extension, itself (token pad, log-prob 0).
@@ -278,15 +310,36 @@ def score(step_fn: StepFn, init_carry, bos: Array, tokens_BT: Array, lengths_B: 
   ``tokens_BT`` holds each sequence (with its ``eos``, if it has one) in its
   first ``lengths_B`` positions.
   """
+  _check_bos(bos)
+  if jnp.ndim(tokens_BT) != 2 or jnp.shape(tokens_BT)[1] < 1:
+    raise ValueError(f"tokens_BT: expected shape [B, T] with T >= 1, got {tuple(jnp.shape(tokens_BT))}")
+  if not jnp.issubdtype(jnp.result_type(tokens_BT), jnp.integer):
+    raise ValueError(f"tokens_BT: expected integer token ids, got dtype {jnp.result_type(tokens_BT)}")
+  B, T = jnp.shape(tokens_BT)
+  if jnp.shape(bos) != (B,) or jnp.shape(lengths_B) != (B,):
+    raise ValueError(f"bos, lengths_B: expected shape [B]=({B},) each (tokens_BT is {(B, T)}), "
+                     f"got {tuple(jnp.shape(bos))} and {tuple(jnp.shape(lengths_B))}")
+  if not jnp.issubdtype(jnp.result_type(lengths_B), jnp.integer):
+    raise ValueError(f"lengths_B: expected integers, got dtype {jnp.result_type(lengths_B)}")
+  if not isinstance(lengths_B, jax.core.Tracer) and B:
+    lo, hi = int(np.min(np.asarray(lengths_B))), int(np.max(np.asarray(lengths_B)))
+    if lo < 0 or hi > T:
+      raise ValueError(f"lengths_B: must be in [0, T={T}], got a length of {lo if lo < 0 else hi}")
+  if not isinstance(tokens_BT, jax.core.Tracer) and B:
+    lo = int(np.min(np.asarray(tokens_BT)))
+    if lo < 0:
+      raise ValueError(f"tokens_BT: token ids must be >= 0, got {lo}")
   tokens_BT = jnp.asarray(tokens_BT, jnp.int32)
-  if tokens_BT.ndim != 2:
-    raise ValueError(f"tokens_BT: expected shape [B, T], got {tuple(tokens_BT.shape)}")
-  T = tokens_BT.shape[1]
+  hi_token = None if isinstance(tokens_BT, jax.core.Tracer) or not B else int(np.max(np.asarray(tokens_BT)))
   inputs_TB = jnp.concatenate([jnp.asarray(bos, jnp.int32)[:, None], tokens_BT[:, :-1]], 1).T
 
   def body(carry, xs):
     inp_B, tgt_B, t = xs
     logits_BV, carry = step_fn(inp_B, carry)
+    _check_vocab(logits_BV, None)
+    if hi_token is not None and hi_token >= logits_BV.shape[-1]:
+      raise ValueError(f"tokens_BT: token ids must be < V={logits_BV.shape[-1]} (the step "
+                       f"function's vocabulary), got {hi_token}")
     logp_BV = jax.nn.log_softmax(logits_BV.astype(jnp.float32), axis=-1)
     lp_B = jnp.take_along_axis(logp_BV, tgt_B[:, None], axis=-1)[:, 0]
     return carry, jnp.where(t < lengths_B, lp_B, 0.0)

@@ -84,6 +84,9 @@ def unroll_with_deltas(cell: Cell, params: dict, x_BTD: Array, delta, initial_ca
 
 def zero_deltas(stack: Stack, batch_size: int, num_steps: int) -> list:
   """Zeros shaped like each layer's carry with a time axis: a list of pytrees, leaves [B, T, H]."""
+  for name, v in (("batch_size", batch_size), ("num_steps", num_steps)):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
   out = []
   for i, layer in enumerate(stack.layers):
     if layer.is_bidirectional:
@@ -209,6 +212,17 @@ def probe(model: nn.Module, variables, *args, **kwargs) -> tuple[Stack, list]:
   return stacks[0], jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+def _check_index(name: str, i, n: int, what: str) -> None:
+  if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+    raise ValueError(f"{name}: must be an integer in [-{n}, {n}) ({what}), got {i!r}")
+
+
+def _check_layer_part(stack: Stack, layer, part: str) -> None:
+  _check_index("layer", layer, len(stack.layers), f"the model has {len(stack.layers)} layers")
+  if part not in PARTS:
+    raise ValueError(f"part: must be one of {PARTS}, got {part!r}")
+
+
 def _part(cell: Cell, carry_tree, part: str) -> Array:
   """The hidden state h [.., H], or every leaf of the carry joined [.., n * H]."""
   if part == "hidden":
@@ -228,6 +242,7 @@ def hidden_gradients(model: nn.Module, variables, args: tuple,
   reaches. ``layer`` picks the layer of a stack.
   """
   stack, deltas = probe(model, variables, *args, **kwargs)
+  _check_layer_part(stack, layer, part)
 
   def loss_of_deltas(deltas):
     outputs, _ = perturbed_apply(model, variables, *args, deltas=deltas, **kwargs)
@@ -247,6 +262,9 @@ def jacobian_norms(model: nn.Module, variables, args: tuple, layer: int = -1, ta
   J_target ... J_{t+1}; 'fro': Frobenius). At t = target it is the identity.
   """
   stack, deltas = probe(model, variables, *args, **kwargs)
+  _check_layer_part(stack, layer, part)
+  T = jax.tree.leaves(deltas[layer])[0].shape[1]
+  _check_index("target", target, T, f"the sequences have T={T} steps")
   cell = stack.layers[layer].cell
 
   def state_at_target(deltas):
@@ -272,7 +290,10 @@ def by_distance(norms_BT: Array, target: int = -1) -> np.ndarray:
   Entry k is the norm at step target - k, for k = 0 .. target.
   """
   norms = np.asarray(norms_BT, dtype=np.float64)
+  if norms.ndim != 2 or not norms.shape[1]:
+    raise ValueError(f"norms_BT: expected shape [B, T] with T >= 1, got {norms.shape}")
   T = norms.shape[-1]
+  _check_index("target", target, T, f"norms_BT has T={T} steps")
   target = target % T
   profile = norms[..., :target + 1].mean(axis=0)
   return profile[::-1].copy()

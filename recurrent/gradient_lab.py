@@ -39,8 +39,9 @@ import numpy as np
 import optax
 
 from recurrent import diagnostics
+from recurrent.cells import CELLS
 from recurrent.tasks._long_range import Problem
-from recurrent.training.optim import make_optimizer
+from recurrent.training.optim import check_optim, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,25 @@ def check_config(config) -> None:
     raise ValueError(f"horizon_factor: must be > 1, got {config.horizon_factor!r}")
   if config.part not in diagnostics.PARTS:
     raise ValueError(f"part: must be one of {diagnostics.PARTS}, got {config.part!r}")
+  unknown = [c for c in config.cells if c not in CELLS]
+  if not config.cells or unknown:
+    raise ValueError(f"cells: must be a non-empty tuple of names in {sorted(CELLS)}, got "
+                     f"{tuple(config.cells)!r}")
+  sizes = tuple(config.hidden_sizes)
+  if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+    raise ValueError(f"hidden_sizes: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+  n = len(sizes)
+  if isinstance(config.layer, bool) or not isinstance(config.layer, int) or not -n <= config.layer < n:
+    raise ValueError(f"layer: must be an integer in [-{n}, {n}) (hidden_sizes has {n} layers), "
+                     f"got {config.layer!r}")
+  if not 0 <= config.recurrent_max_sv < float("inf"):
+    raise ValueError(f"recurrent_max_sv: must be finite and >= 0 (0: off), got "
+                     f"{config.recurrent_max_sv!r}")
+  if not config.clip_norms or not all(0 <= c < float("inf") for c in config.clip_norms):
+    raise ValueError(f"clip_norms: must be a non-empty tuple of finite values >= 0 (0: no "
+                     f"clipping), got {tuple(config.clip_norms)!r}")
+  check_optim(_optim_with_clip(config.optim, 0.0))
+  get_problem(config.task)   # the task's fields
 
 
 def get_problem(task_config) -> Problem:

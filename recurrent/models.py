@@ -76,9 +76,9 @@ class _Recurrent(nn.Module):
 
   def stack(self, input_size: int) -> Stack:
     """The pure stack this module's RNN runs (no Flax scope needed)."""
-    return make_stack(self.cell, input_size, tuple(self.hidden_sizes), self.bidirectional,
-                      self.merge, self.dropout, self.residual, self.highway,
-                      **(self.cell_kwargs or {}))
+    return make_stack(self.cell, input_size, self.hidden_sizes, self.bidirectional,
+                      self.merge, self.dropout, self.residual, self.highway, unroll=self.unroll,
+                      impl=self.impl, remat=self.remat, **(self.cell_kwargs or {}))
 
   def rnn(self) -> RNN:
     return RNN(self.cell, tuple(self.hidden_sizes), self.bidirectional, self.merge, self.dropout,
@@ -179,6 +179,10 @@ def rnn_kwargs(model_config) -> dict:
   """
   kwargs = {f: model_config[f] for f in RNN_FIELDS if f in model_config}
   kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+  for field, least in (("unroll", 1), ("remat", 0)):
+    v = kwargs.get(field, least)
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+      raise ValueError(f"model.{field}: must be an integer >= {least}, got {v!r}")
   dtype = model_config.get("param_dtype", "float32")
   if dtype not in PARAM_DTYPES:
     raise ValueError(f"model.param_dtype: must be one of {sorted(PARAM_DTYPES)}, got {dtype!r}")

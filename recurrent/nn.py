@@ -55,9 +55,9 @@ class RNN(nn.Module):
   cell_kwargs: dict[str, Any] | None = None
 
   def stack(self, input_size: int) -> Stack:
-    return make_stack(self.cell, input_size, tuple(self.hidden_sizes), self.bidirectional,
-                      self.merge, self.dropout, self.residual, self.highway,
-                      **(self.cell_kwargs or {}))
+    return make_stack(self.cell, input_size, self.hidden_sizes, self.bidirectional,
+                      self.merge, self.dropout, self.residual, self.highway, unroll=self.unroll,
+                      impl=self.impl, remat=self.remat, **(self.cell_kwargs or {}))
 
   @nn.compact
   def __call__(self, xs, lengths=None, initial_carries=None, deterministic: bool = True):

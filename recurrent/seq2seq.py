@@ -128,6 +128,16 @@ class Seq2Seq:
   def __post_init__(self):
     for name in ("src_vocab", "tgt_vocab", "embed_size", "output_size", "unroll"):
       check_positive_int(name, getattr(self, name))
+    for name in ("encoder_sizes", "decoder_sizes"):
+      sizes = getattr(self, name)
+      if isinstance(sizes, int) or not len(sizes):
+        raise ValueError(f"{name}: must be a non-empty tuple of sizes, one per layer, got {sizes!r}")
+      for i, h in enumerate(sizes):
+        check_positive_int(f"{name}[{i}]", h)
+    if isinstance(self.src_features, bool) or not isinstance(self.src_features, int) or \
+        self.src_features < 0:
+      raise ValueError(f"src_features: must be an integer >= 0 (0: token ids), got "
+                       f"{self.src_features!r}")
     check_impl(self.impl)
     if isinstance(self.remat, bool) or not isinstance(self.remat, int) or self.remat < 0:
       raise ValueError(f"remat: must be an integer >= 0 (0: off), got {self.remat!r}")
@@ -327,6 +337,9 @@ class Seq2Seq:
     the model's previous prediction; without it every input is the reference.
     """
     check_tokens("tgt_in", tgt_in_BT, self.tgt_vocab)
+    if jnp.ndim(tgt_in_BT) != 2 or jnp.shape(tgt_in_BT)[0] != jnp.shape(src_BS)[0]:
+      raise ValueError(f"tgt_in: expected [B, T] token ids with the source's B="
+                       f"{jnp.shape(src_BS)[0]}, got shape {tuple(jnp.shape(tgt_in_BT))}")
     k_enc, k_dec = (None, None) if rng is None else jax.random.split(rng)
     memory, carry = self.encode(params, src_BS, src_len_B, k_enc)
     B, T = tgt_in_BT.shape

@@ -35,6 +35,11 @@ def check_positive(name: str, value) -> None:
     raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
 
 
+def check_non_negative(name: str, value) -> None:
+  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+    raise ValueError(f"{name}: must be an integer >= 0, got {value!r}")
+
+
 @functools.lru_cache(maxsize=4)
 def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   """The order of the examples in one epoch: a permutation from fold_in(key(seed), epoch)."""

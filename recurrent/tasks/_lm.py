@@ -151,6 +151,11 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
 def make_model(model_config, vocab_size: int) -> StreamLM:
   """The StreamLM of a ``config.model`` section (configs/ptb.py lists the fields)."""
   m = model_config
+  if not 0 <= m.init_scale < float("inf"):   # NaN fails too
+    raise ValueError(f"model.init_scale: must be finite and >= 0 (0: the default init), got "
+                     f"{m.init_scale!r}")
+  if isinstance(m.embed_size, bool) or not isinstance(m.embed_size, int) or m.embed_size < 1:
+    raise ValueError(f"model.embed_size: must be an integer >= 1, got {m.embed_size!r}")
   stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), **stack_kwargs(m))
   return StreamLM(stack, vocab_size, dropout=m.dropout, variational=m.variational,
                   embed_dropout=m.embed_dropout, tie_weights=m.tie_weights, init_scale=m.init_scale)

@@ -53,8 +53,19 @@ def cross_entropy(logits: Array, labels: Array) -> Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
+def check_task_fields(task_config, min_delay: int = 1) -> None:
+  """Fails naming the field on a ``task.*`` value of the long-range configs (configs/adding.py)."""
+  for field, least in (("delay", min_delay), ("num_symbols", 1), ("embed_size", 1)):
+    v = task_config[field]
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+      raise ValueError(f"task.{field}: must be an integer >= {least}, got {v!r}")
+
+
 def build_task(config, problem: Problem) -> Task:
   """The trainer's Task for ``problem``: data from (seed, step), a fixed held-out set."""
+  n = config.task.num_eval_batches
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"task.num_eval_batches: must be an integer >= 1, got {n!r}")
   model = problem.make_model(**rnn_kwargs(config.model))
   data_key = jax.random.fold_in(jax.random.key(config.seed), 0x10_a9)
   eval_key = jax.random.fold_in(jax.random.key(config.seed), 0xe7a1)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent import decoding
-from recurrent.seq2seq import BOS, EOS, Seq2Seq, sequence_logprob
+from recurrent.seq2seq import ATTENTIONS, BOS, BRIDGES, EOS, Seq2Seq, sequence_logprob
 from recurrent.layers import time_mask
 from recurrent.models import rnn_kwargs
 from recurrent.tasks.base import token_metrics
@@ -33,7 +33,21 @@ from recurrent.tasks.base import token_metrics
 
 def check_model_config(config) -> None:
   """Fails naming the field on a seq2seq ``model.*`` value the model would misread or ignore."""
+  check_decoder_fields(config.model)
   m = config.model
+  if m.merge != "concat" or m.residual:
+    raise ValueError(f"model.merge, model.residual: the seq2seq encoder concatenates its directions "
+                     f"and has no residual connections; must be 'concat' and False, got "
+                     f"{m.merge!r} and {m.residual!r}")
+
+
+def check_decoder_fields(m) -> None:
+  """The decoder-side ``model.*`` fields (sizes, attention, bridge), also checked where another
+  variant of the experiment (a CTC model) leaves them unused, so that switching to it cannot fail late."""
+  if m.attention not in ATTENTIONS:
+    raise ValueError(f"model.attention: must be one of {list(ATTENTIONS)}, got {m.attention!r}")
+  if m.bridge not in BRIDGES:
+    raise ValueError(f"model.bridge: must be one of {BRIDGES}, got {m.bridge!r}")
   for name in ("hidden_sizes", "decoder_sizes"):
     sizes = m[name]
     if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
@@ -41,10 +55,6 @@ def check_model_config(config) -> None:
   for name in ("embed_size", "attn_size", "output_size"):
     if isinstance(m[name], bool) or not isinstance(m[name], int) or m[name] < 1:
       raise ValueError(f"model.{name}: must be an integer >= 1, got {m[name]!r}")
-  if m.merge != "concat" or m.residual:
-    raise ValueError(f"model.merge, model.residual: the seq2seq encoder concatenates its directions "
-                     f"and has no residual connections; must be 'concat' and False, got "
-                     f"{m.merge!r} and {m.residual!r}")
 
 
 def check_decode_config(d) -> None:

@@ -90,6 +90,8 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
     batching.check_positive(f"task.{name}", t[name])
+  batching.check_positive("model.embed_size", config.model.embed_size)
+  batching.check_non_negative("task.num_samples", t.num_samples)
   for split in ("valid", "test"):
     longest = max(len(s) for s in data.word_ids[split])
     if longest > t.max_len:

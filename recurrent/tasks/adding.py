@@ -14,10 +14,11 @@ import jax.numpy as jnp
 
 from recurrent.data import long_range
 from recurrent.models import SequenceClassifier
-from recurrent.tasks._long_range import Problem, build_task
+from recurrent.tasks._long_range import Problem, build_task, check_task_fields
 
 
 def problem(task_config) -> Problem:
+  check_task_fields(task_config, min_delay=2)
   delay = task_config.delay
 
   def loss(outputs_B1, batch):

@@ -68,6 +68,10 @@ def build(config) -> Task:
   t = config.task
   if t.architecture not in ARCHITECTURES:
     raise ValueError(f"task.architecture: must be one of {ARCHITECTURES}, got {t.architecture!r}")
+  for field, least in (("train_bytes", 0), ("epochs", 1)):
+    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < least:
+      raise ValueError(f"task.{field}: must be an integer >= {least}, got {t[field]!r}")
+  check_test_pair(t.test_input, t.test_target)
   book = text.read_text(t.path)
   if t.ascii_typography:
     book = text.ascii_typography(book)
@@ -214,13 +218,19 @@ def printable(s: str) -> str:
                  for c in s)
 
 
-def correct_sentence(predict, params, sentence: str, target: str) -> tuple[str, float, float]:
-  """The model's output on one sentence (decoded), its byte accuracy and its accuracy on capitals."""
+def check_test_pair(sentence: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+  """The encoded (input, target) of the report's test sentence; fails naming the field if they do not pair."""
   x = text.encode(sentence).astype(np.int32)
   y = text.encode(target).astype(np.int32)
-  if len(x) != len(y) or not np.array_equal(text.lowercase_ascii(y), x):
-    raise ValueError(f"task.test_input: must be task.test_target with ASCII capitals lowered, got "
-                     f"{sentence!r} for {target!r}")
+  if not len(y) or len(x) != len(y) or not np.array_equal(text.lowercase_ascii(y), x):
+    raise ValueError(f"task.test_input, task.test_target: the input must be the (non-empty) target "
+                     f"with ASCII capitals lowered, got {sentence!r} for {target!r}")
+  return x, y
+
+
+def correct_sentence(predict, params, sentence: str, target: str) -> tuple[str, float, float]:
+  """The model's output on one sentence (decoded), its byte accuracy and its accuracy on capitals."""
+  x, y = check_test_pair(sentence, target)
   pred = np.asarray(predict(params, x[None, :], np.array([len(x)], np.int32)))[0, :len(y)]
   changed = x != y
   return (printable(text.decode(pred)), float(np.mean(pred == y)),

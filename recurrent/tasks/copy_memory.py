@@ -16,13 +16,14 @@ import jax.numpy as jnp
 
 from recurrent.data import long_range
 from recurrent.models import SequenceTagger
-from recurrent.tasks._long_range import Problem, build_task, cross_entropy
+from recurrent.tasks._long_range import Problem, build_task, check_task_fields, cross_entropy
 
 VOCAB = long_range.COPY_DELIMITER + 1
 COPY_LENGTH = 10
 
 
 def problem(task_config) -> Problem:
+  check_task_fields(task_config)
   delay = task_config.delay
 
   def loss(logits_BTV, batch):

@@ -47,6 +47,10 @@ NUM_SAMPLES = 10
 
 def frontend(config) -> Frontend:
   t = config.task
+  for field, least in (("n_mels", 1), ("stack_frames", 1), ("time_masks", 0), ("max_time_mask", 0),
+                       ("freq_masks", 0), ("max_freq_mask", 0)):
+    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < least:
+      raise ValueError(f"task.{field}: must be an integer >= {least}, got {t[field]!r}")
   return Frontend(rate=data_lib.RATE, n_mels=t.n_mels, stack=t.stack_frames,
                   time_masks=t.time_masks, max_time=t.max_time_mask, freq_masks=t.freq_masks,
                   max_freq=t.max_freq_mask)
@@ -151,14 +155,35 @@ def save_alignment_figure(path: Path, weights_TS: np.ndarray, hyp: list, stack: 
   plt.close(fig)
 
 
+def check_data_fields(t) -> None:
+  """Fails naming the field on a ``task.*`` value of the utterances, before the data are read."""
+  for field in ("min_digits", "max_digits", "num_test"):
+    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < 1:
+      raise ValueError(f"task.{field}: must be an integer >= 1, got {t[field]!r}")
+  if t.min_digits > t.max_digits:
+    raise ValueError(f"task.min_digits: must be <= task.max_digits={t.max_digits}, got {t.min_digits}")
+  if not 0 < t.max_seconds < float("inf"):
+    raise ValueError(f"task.max_seconds: must be finite and > 0, got {t.max_seconds!r}")
+  if not 0 <= t.max_gap_s < float("inf"):
+    raise ValueError(f"task.max_gap_s: must be finite and >= 0, got {t.max_gap_s!r}")
+  if not (-float("inf") < t.snr_min <= t.snr_max < float("inf")):
+    raise ValueError(f"task.snr_min, task.snr_max: must be finite with snr_min <= snr_max, got "
+                     f"{t.snr_min!r}, {t.snr_max!r}")
+
+
 def build(config) -> Task:
   t = config.task
   if t.method not in METHODS:
     raise ValueError(f"task.method: must be one of {METHODS}, got {t.method!r}")
+  _seq2seq.check_decoder_fields(config.model)   # read by the attention method only
+  if isinstance(t.beam_size, bool) or not isinstance(t.beam_size, int) or t.beam_size < 1:
+    raise ValueError(f"task.beam_size: must be an integer >= 1, got {t.beam_size!r}")
+  _seq2seq.check_decode_config(config.decode)
+  check_data_fields(t)
+  fe = frontend(config)
   corpus = data_lib.load_corpus(t.data_dir)  # every file read and checked now
   train_idx, _ = data_lib.split_indices(corpus, t.split)
   test = test_set(t.data_dir, t.split, t.num_test, _data_fields(t))
-  fe = frontend(config)
   B = config.batch_size
   # Feasibility of the test labels is checked once, now; training rows are masked and counted.
   hop = audio.frame_params(data_lib.RATE)[1]

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 
 from recurrent.data import long_range
 from recurrent.models import LanguageModel
-from recurrent.tasks._long_range import Problem, build_task, cross_entropy
+from recurrent.tasks._long_range import Problem, build_task, check_task_fields, cross_entropy
 
 
 def problem(task_config) -> Problem:
+  check_task_fields(task_config)
   delay, num_symbols = task_config.delay, task_config.num_symbols
 
   def loss(outputs, batch):

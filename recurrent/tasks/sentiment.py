@@ -75,6 +75,7 @@ def prepare(config, examples: list[Example]) -> Data:
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
     batching.check_positive(f"task.{name}", t[name])
+  batching.check_non_negative("task.num_samples", t.num_samples)
   parts = stratified_split([(e.source, e.label) for e in examples], tuple(t.split), t.split_seed)
   splits = {name: [examples[i] for i in idx] for name, idx in zip(SPLITS, parts)}
   tokens = {name: [tokenize(e.text) for e in exs] for name, exs in splits.items()}

@@ -117,8 +117,38 @@ def save_figure(path: Path, spec_TM: np.ndarray, target_U: np.ndarray, prob_U: n
   plt.close(fig)
 
 
+def check_fields(t, m) -> None:
+  """Fails naming the field on a ``task.*`` or ``model.*`` value, before the data are read."""
+  def integer(name, v, least):
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+      raise ValueError(f"{name}: must be an integer >= {least}, got {v!r}")
+
+  for field, least in (("label_frames", 1), ("n_mels", 1), ("num_test", 1), ("num_background", 0),
+                       ("max_positives", 0), ("max_negatives", 0)):
+    integer(f"task.{field}", t[field], least)
+  for field in ("kernel", "stride", "channels"):
+    integer(f"model.{field}", m[field], 1)
+  for field in ("min_seconds", "max_seconds"):
+    if not 0 < t[field] < float("inf"):
+      raise ValueError(f"task.{field}: must be finite and > 0, got {t[field]!r}")
+  if t.min_seconds > t.max_seconds:
+    raise ValueError(f"task.min_seconds: must be <= task.max_seconds={t.max_seconds}, got "
+                     f"{t.min_seconds}")
+  for field in ("merge_gap_s", "min_trigger_gap_s", "tolerance_s"):
+    if not 0 <= t[field] < float("inf"):
+      raise ValueError(f"task.{field}: must be finite and >= 0, got {t[field]!r}")
+  if not (-float("inf") < t.snr_min <= t.snr_max < float("inf")):
+    raise ValueError(f"task.snr_min, task.snr_max: must be finite with snr_min <= snr_max, got "
+                     f"{t.snr_min!r}, {t.snr_max!r}")
+  if not 0 < t.threshold < 1:
+    raise ValueError(f"task.threshold: must be a probability in (0, 1), got {t.threshold!r}")
+  if not 0 <= m.dropout < 1:
+    raise ValueError(f"model.dropout: must be in [0, 1), got {m.dropout!r}")
+
+
 def build(config) -> Task:
   t, m = config.task, config.model
+  check_fields(t, m)
   if not 0 <= t.trigger <= 9:
     raise ValueError(f"task.trigger: must be a digit 0-9, got {t.trigger!r}")
   if len(m.hidden_sizes) != 1:

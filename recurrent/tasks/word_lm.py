@@ -39,6 +39,8 @@ def load(corpus: str, folder: str = ""):
 
 def build(config) -> Task:
   t = config.task
+  if isinstance(t.epochs, bool) or not isinstance(t.epochs, int) or t.epochs < 1:
+    raise ValueError(f"task.epochs: must be an integer >= 1, got {t.epochs!r}")
   vocab, ids = load(t.corpus, t.path)
   prompt = t.prompt.split()
   if not prompt:
