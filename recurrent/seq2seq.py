@@ -130,8 +130,9 @@ class Seq2Seq:
       check_positive_int(name, getattr(self, name))
     for name in ("encoder_sizes", "decoder_sizes"):
       sizes = getattr(self, name)
-      if isinstance(sizes, int) or not len(sizes):
-        raise ValueError(f"{name}: must be a non-empty tuple of sizes, one per layer, got {sizes!r}")
+      if isinstance(sizes, int) or (name == "decoder_sizes" and not len(sizes)):
+        what = "a non-empty tuple" if name == "decoder_sizes" else "a tuple (() for no recurrent encoder)"
+        raise ValueError(f"{name}: must be {what} of sizes, one per layer, got {sizes!r}")
       for i, h in enumerate(sizes):
         check_positive_int(f"{name}[{i}]", h)
     if isinstance(self.src_features, bool) or not isinstance(self.src_features, int) or \

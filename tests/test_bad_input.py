@@ -210,7 +210,7 @@ API_CASES = [
     ("attention keys size", lambda: _ATT.precompute(_ATT.init(KEY), jnp.ones((B, T, 3))),
      "keys_BSE"),
     ("seq2seq decoder_sizes ()", lambda: _s2s(decoder_sizes=()), "decoder_sizes"),
-    ("seq2seq encoder_sizes ()", lambda: _s2s(encoder_sizes=()), "encoder_sizes"),
+    ("seq2seq encoder_sizes 4", lambda: _s2s(encoder_sizes=4), "encoder_sizes"),
     ("seq2seq decoder_sizes (0,)", lambda: _s2s(decoder_sizes=(0,)), r"decoder_sizes\[0\]"),
     ("seq2seq src_features -1", lambda: _s2s(src_features=-1), "src_features"),
     ("seq2seq tgt_in of another B", lambda: _s2s().forward(   # fails before it reads the params

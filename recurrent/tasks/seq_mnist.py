@@ -23,7 +23,6 @@ IDX files; LeCun, Cortes & Burges, CC BY-SA 3.0).
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
