@@ -137,6 +137,9 @@ def _check_form(cell: Cell, target: str) -> None:
 # ----------------------------------------------------------------------------- PyTorch
 
 def _torch_layers(stack: Stack) -> None:
+  if not isinstance(stack, Stack):
+    raise ValueError(f"stack: expected a recurrent.layers.Stack (e.g. make_stack(cell, ...) for one "
+                     f"cell), got {type(stack).__name__}")
   if stack.residual:
     raise ValueError("stack.residual: PyTorch's nn.RNN/LSTM/GRU have no residual connections; got True")
   first = stack.layers[0]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import numbers
 from typing import Any, Callable, Sequence
 
 import jax
@@ -151,6 +152,8 @@ class RNN(_Params):
     return self.stack.output_size
 
   def initial_carries(self, batch_size: int) -> list:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+      raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
     return [layer.cell.initial_carry((batch_size,)) if not layer.is_bidirectional else
             (layer.cell.initial_carry((batch_size,)),) * 2 for layer in self.stack.layers]
 

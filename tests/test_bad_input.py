@@ -261,3 +261,21 @@ def test_nn_rnn_takes_one_hidden_size_as_an_int():
   a = rnn.RNN(hidden_sizes=4).init(KEY, x)
   b = rnn.RNN(hidden_sizes=(4,)).init(KEY, x)
   assert jax.tree.map(jnp.shape, a) == jax.tree.map(jnp.shape, b)
+
+
+def test_cell_dtype_nnx_batch_and_converter_arguments_are_named():
+  """The gaps the argument pass found in modules it did not own: each fails naming the argument."""
+  import jax.numpy as jnp
+  from recurrent import convert, make_cell
+  from recurrent.nnx import RNN as NNXRNN
+  for bad in ("nope", jnp.int32):
+    with pytest.raises(ValueError, match="param_dtype"):
+      make_cell("lstm", 3, 4, param_dtype=bad)
+  assert make_cell("gru", 3, 4, param_dtype=jnp.bfloat16).param_dtype == jnp.bfloat16
+  with pytest.raises(ValueError, match="stack: expected a recurrent.layers.Stack"):
+    convert.to_torch(make_cell("lstm", 3, 4), [{}])
+  import flax.nnx as nnx
+  rnn = NNXRNN(3, (4,), "gru", rngs=nnx.Rngs(0))
+  assert jax.tree.leaves(rnn.initial_carries(2))[0].shape == (2, 4)
+  with pytest.raises(ValueError, match="batch_size"):
+    rnn.initial_carries(-1)

@@ -149,6 +149,13 @@ class Cell:
   def __post_init__(self):
     check_positive_int("input_size", self.input_size)
     check_positive_int("hidden_size", self.hidden_size)
+    try:
+      dtype = jnp.dtype(self.param_dtype)
+    except TypeError:
+      dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"param_dtype: must be a floating dtype (float32, bfloat16, float16, "
+                       f"float64), got {self.param_dtype!r}")
     recurrent_initializer(self.recurrent_init)   # a bad name fails here, naming the field
 
   @property
