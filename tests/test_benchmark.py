@@ -3,6 +3,8 @@
 import importlib.util
 import json
 
+import pytest
+
 from configs import benchmark as benchmark_config
 from recurrent.bench import suites, timing
 
@@ -16,6 +18,7 @@ def test_interleaved_timing_rotates_and_counts():
   assert timing.median_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == 3.0
 
 
+@pytest.mark.slow
 def test_smoke_benchmark_runs_every_suite(tmp_path):
   config = benchmark_config.get_config("smoke")
   rows = suites.run(config, log=lambda msg: None)

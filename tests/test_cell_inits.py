@@ -98,7 +98,7 @@ def test_spec_values_take_the_fields_types():
 
 
 @pytest.mark.parametrize("task,cell", [
-    ("adding", "rg_lru"), ("copy_memory", "lru"), ("adding", "irnn"),
+    ("adding", "rg_lru"), pytest.param("copy_memory", "lru", marks=pytest.mark.slow), ("adding", "irnn"),
     pytest.param("adding", "gru:chrono=6", marks=pytest.mark.slow)])
 def test_new_cells_train_a_few_steps_on_the_long_range_tasks(task, cell):
   import importlib

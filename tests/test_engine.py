@@ -84,7 +84,10 @@ def test_forward_mode_and_second_derivatives_through_the_default_path(name):
   assert_trees_close(hvp("scan"), hvp("auto"), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["lstm_peephole", "gru_reset_before", "rnn_tanh", "min_lstm"])
+@pytest.mark.parametrize("name", [  # the other cells' second derivatives: test_forward_mode_and_second_derivatives
+    pytest.param("lstm_peephole", marks=pytest.mark.slow),
+    pytest.param("gru_reset_before", marks=pytest.mark.slow), "rnn_tanh",
+    pytest.param("min_lstm", marks=pytest.mark.slow)])
 def test_hoisted_matches_finite_differences_in_float64_to_second_order(name):
   with jax.enable_x64(True):
     cell, params, xs, carry0, weights = setup(name, jnp.float64)

@@ -61,7 +61,8 @@ def test_config_variants_and_checks(tmp_path):
     gradient_lab.run(config, tmp_path)
 
 
-@pytest.mark.parametrize("name", ["adding", "copy_memory", "first_token"])
+@pytest.mark.parametrize("name", ["adding", pytest.param("copy_memory", marks=pytest.mark.slow),
+                                  "first_token"])
 def test_task_modules_follow_the_task_contract_and_train(name):
   config = importlib.import_module(f"configs.{name}").get_config("smoke")
   with config.unlocked():

@@ -83,6 +83,7 @@ def test_custom_vjp_gradients_equal_autodiff_of_the_sequential_scan(name, impl):
     assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(got))
 
 
+@pytest.mark.slow
 def test_padded_steps_leave_the_state_unchanged_and_long_sequences_stay_finite():
   cell = make_cell("min_gru", D, H)
   params = cell.init(jax.random.key(0))

@@ -315,6 +315,7 @@ def test_sigkill_mid_epoch_then_restart_is_bitwise_the_uninterrupted_run(corpus,
   assert_states_equal(final_state(config, killed), final_state(config, tmp_path / "straight"))
 
 
+@pytest.mark.slow  # by default: test_multihost's stateful LM, 2 processes x 2 devices == 1 x 4
 def test_streams_split_over_two_devices_match_one(corpus, tmp_path):
   """The carry is split like the batch: 2 simulated devices give the 1-device run's metrics."""
   env = dict(os.environ)

@@ -37,6 +37,7 @@ def finished_checkpoints(workdir):
   return [p for p in d.iterdir() if p.name.isdigit()] if d.exists() else []
 
 
+@pytest.mark.slow  # a real SIGKILL; the default suite resumes bitwise after a stop
 def test_sigkill_then_restart_gives_bitwise_the_same_parameters(tmp_path):
   killed = tmp_path / "killed"
   cmd = [sys.executable, "-m", "experiments.train", "--config=configs/sine.py:smoke",
