@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recurrent.data import paths
 from recurrent.data.files import read_text as read_checked
 
-DATA_DIR_ENV = "RECURRENT_DATA_DIR"
+DATA_DIR_ENV = paths.ENV
 SHERLOCK = "sherlock_holmes/1661-0.txt"   # relative to the data folder
 PAD = 0                                   # the padding byte (NUL)
 VOCAB_SIZE = 256                          # one token per byte value
@@ -39,17 +40,9 @@ _TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201
                              "\u2014": "--"})
 
 
-def data_dir() -> Path:
-  """``$RECURRENT_DATA_DIR``, else ``../shared/data`` next to the repository."""
-  env = os.environ.get(DATA_DIR_ENV)
-  if env:
-    return Path(env)
-  return Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
 def resolve_path(path: str | os.PathLike | None, relative: str = SHERLOCK) -> Path:
-  """``path`` when given (non-empty), else ``data_dir() / relative``."""
-  return Path(path) if path else data_dir() / relative
+  """``path`` itself when given (non-empty), else ``$RECURRENT_DATA_DIR/relative`` (failing when unset)."""
+  return Path(path) if path else paths.data_file(None, relative)
 
 
 def read_text(path: str | os.PathLike | None = None, relative: str = SHERLOCK) -> str:
