@@ -33,7 +33,7 @@ def get_config(arg=None):
   config.task.min_len = 10                 # crop lengths, uniform in [min_len, max_len] (the seed's 10-100)
   config.task.max_len = 100
   config.task.architecture = "tagger"      # one output per input byte, aligned
-  config.task.epochs = 10                  # for the record: num_steps below is epochs * steps per epoch
+  config.task.epochs = 10                  # num_steps follows it (epochs x steps per epoch) unless set itself
   config.task.test_input = ('upon his pale face. "it may be so, or it may not, mr. holmes," said he, '
                             '"but if you are so very sharp')
   config.task.test_target = ('upon his pale face. "It may be so, or it may not, Mr. Holmes," said he, '
@@ -53,7 +53,7 @@ def get_config(arg=None):
 
   steps_per_epoch = -(-TRAIN_BYTES // (32 * 55))
   config.batch_size = 32
-  config.num_steps = config.task.epochs * steps_per_epoch
+  config.num_steps = config.task.get_ref("epochs") * steps_per_epoch   # --config.task.epochs=N moves it
   config.log_every = 48
   config.eval_every = steps_per_epoch      # the fixed sentence after every epoch
   config.checkpoint_every = steps_per_epoch

@@ -26,6 +26,14 @@ def test_overrides_reach_the_config():
   assert c.batch_size == 8  # the smoke variant was applied
 
 
+def test_an_epochs_override_moves_num_steps_unless_num_steps_is_set():
+  ten = parse("--config=configs/case_correction.py")
+  per_epoch = ten.num_steps // ten.task.epochs
+  assert parse("--config=configs/case_correction.py", "--config.task.epochs=3").num_steps == 3 * per_epoch
+  assert parse("--config=configs/case_correction.py", "--config.task.epochs=3",
+               "--config.num_steps=7").num_steps == 7
+
+
 @pytest.mark.parametrize("arg, match", [
     ("--config.optim.learnig_rate=0.1", "learnig_rate"),        # misspelled field
     ("--config.nonexistent=1", "nonexistent"),
