@@ -23,16 +23,21 @@ from recurrent.tasks.base import Report
 from recurrent.training import plots
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-  """Writes ``text`` (UTF-8) to ``path`` atomically."""
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+  """Writes ``data`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
   path = Path(path)
   tmp = path.with_name(f".{path.name}.tmp")
   try:
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
   finally:
     tmp.unlink(missing_ok=True)
   return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+  """Writes ``text`` (UTF-8) to ``path`` atomically."""
+  return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
