@@ -143,3 +143,16 @@ def test_a_failed_figure_leaves_the_old_file(tmp_path):
     plots.draw(Figure("heatmap", {"weights": np.zeros((2, 2)), "y_labels": ["a", "b"],
                                   "figsize": "big"}), path)
   assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_tasks_and_data_do_not_import_training():
+  """The interface runs one way: training imports tasks (registry and base), never the reverse."""
+  bad = []
+  for folder in ("tasks", "data"):
+    for path in sorted((ROOT / folder).rglob("*.py")):
+      for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        bad += [f"{path.relative_to(ROOT.parent)}:{node.lineno}: {n}" for n in names
+                if n.startswith("recurrent.training")]
+  assert not bad, "\n".join(bad)
