@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[1] / "recurrent"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+WRITERS = ("write_text", "write_bytes", "savefig", "imsave", "mkdir", "makedirs", "touch",
+           "urlretrieve", "copyfile", "copy2", "copytree", "tofile")
+# module.function calls that write (np.save, json.dump, os.replace, shutil.move, ...)
+MODULE_WRITERS = {"np": ("save", "savez", "savez_compressed"), "numpy": ("save", "savez"),
+                  "json": ("dump",), "pickle": ("dump",), "os": ("rename", "replace"),
+                  "shutil": ("move", "copy")}
+
+
 def _writes_and_plots(tree: ast.AST) -> list[tuple[int, str]]:
   """(line, what) of every matplotlib import and file write in a module's AST."""
   found = []
@@ -32,7 +40,8 @@ def _writes_and_plots(tree: ast.AST) -> list[tuple[int, str]]:
     elif isinstance(node, ast.Call):
       f = node.func
       name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-      if name in ("write_text", "write_bytes", "savefig", "imsave", "mkdir", "touch"):
+      module = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+      if name in WRITERS or name in MODULE_WRITERS.get(module, ()):
         found.append((node.lineno, f"{name}(...)"))
       elif name == "open":
         mode = node.args[1] if len(node.args) > 1 else next(
@@ -54,10 +63,14 @@ open(p)
 open(p, "rb")
 Path(p).write_text("x")
 fig.savefig(p)
+s.replace("a", "b")
+np.save(p, x)
+json.dump(d, f)
 """
   found = [what for _, what in _writes_and_plots(ast.parse(src))]
   assert found == ["import matplotlib.pyplot", "from matplotlib import", "open(..., 'w')",
-                   "open(..., 'ab')", "write_text(...)", "savefig(...)"]
+                   "open(..., 'ab')", "write_text(...)", "savefig(...)", "save(...)",
+                   "dump(...)"]
 
 
 def test_only_training_writes_files_or_plots():
