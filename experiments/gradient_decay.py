@@ -10,7 +10,7 @@ progress, the table of horizons and final losses, and the figure's path.
 from absl import app, flags
 from ml_collections import config_flags
 
-from recurrent import gradient_lab
+from experiments import outputs
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/gradient_decay.py",
                                           "the experiment's config", lock_config=True)
@@ -20,7 +20,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/gradient_decay", "where the outp
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  out = gradient_lab.run(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
+  out = outputs.run_gradient_lab(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
   print(f"figure: {out['figure'].resolve()}")
   print(f"numbers: {', '.join(str(p.resolve()) for p in out['csv'])}")
 

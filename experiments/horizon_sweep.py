@@ -10,7 +10,7 @@ config.json to the workdir; prints progress with an ETA and a table per task.
 from absl import app, flags
 from ml_collections import config_flags
 
-from recurrent import horizon_sweep
+from experiments import outputs
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/horizon_sweep.py",
                                           "the experiment's config", lock_config=True)
@@ -20,7 +20,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/horizon_sweep", "where the outpu
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  out = horizon_sweep.run(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
+  out = outputs.run_horizon_sweep(_CONFIG.value, _WORKDIR.value,
+                                  log=lambda s: print(s, flush=True))
   for path in out["figures"]:
     print(f"figure: {path.resolve()}")
 

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from experiments import outputs
 from recurrent import music_sampling
 from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls
 from recurrent.data.paths import data_file
@@ -60,12 +61,12 @@ def main(argv):
   for i in range(FLAGS.samples):
     a = np.asarray(scratch[i])
     b = np.concatenate([prime, np.asarray(primed[i])])
-    music_sampling.write_midi(str(out / f"sample_{i}.mid"), a)
-    music_sampling.write_midi(str(out / f"primed_{i}.mid"), b)
+    outputs.write_midi(str(out / f"sample_{i}.mid"), a)
+    outputs.write_midi(str(out / f"primed_{i}.mid"), b)
     rolls += [a, b]
     titles += [f"sample {i} from scratch ({config.task.dataset}, step {step})",
                f"primed {i}: test piece 0's first {len(prime)} steps, then sampled"]
-  music_sampling.plot_rolls(rolls, titles, str(out / "piano_rolls.png"))
+  outputs.plot_rolls(rolls, titles, out / "piano_rolls.png")
   print(f"wrote {2 * FLAGS.samples} MIDI files and piano_rolls.png to {out}")
 
 

@@ -16,21 +16,19 @@ measures on a fixed batch
     ``config.horizon_factor`` from k = 0;
   * the held-out loss and the largest singular value of W_h.
 
-``run(config, workdir)`` writes ``gradient_decay.png`` (one panel per
-checkpoint, one log-scale curve per cell: the median over seeds of the norm
-relative to k = 0, with a min-max band), ``gradient_by_distance.csv``,
-``summary.csv`` and ``train_log.csv``, and prints the table of horizons and
-final losses against the task's baseline.
+``run(config)`` returns the measurements and prints the table of horizons and
+final losses against the task's baseline; ``csv_tables`` lays every number
+out as rows. ``experiments/outputs.py`` writes them to the workdir:
+``gradient_decay.png`` (one panel per checkpoint, one log-scale curve per
+cell: the median over seeds of the norm relative to k = 0, with a min-max
+band), ``gradient_by_distance.csv``, ``summary.csv`` and ``train_log.csv``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
 import time
-import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -244,85 +242,40 @@ def format_horizon(h: float, K: int) -> str:
   return "diverged" if np.isnan(h) else f"{h:g}"
 
 
-def write_csvs(workdir: Path, config, results: dict[str, dict]) -> list[Path]:
-  """gradient_by_distance.csv, summary.csv and train_log.csv: every number measured."""
+def csv_tables(config, results: dict[str, dict]) -> dict[str, tuple[list[str], list[list]]]:
+  """{file name: (header, rows)} of gradient_by_distance.csv, summary.csv and train_log.csv:
+  every number measured (``experiments/outputs.py`` writes them)."""
   steps = list(config.checkpoint_steps)
-  paths = [workdir / "gradient_by_distance.csv", workdir / "summary.csv",
-           workdir / "train_log.csv"]
-  with open(paths[0], "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["arm", "cell", "clip_norm", "seed", "step", "distance", "grad_norm",
-                "grad_norm_relative", "jacobian_norm"])
-    for (arm, r) in results.items():
-      C, S, K = r["grad"].shape
-      for c in range(C):
-        for s in range(S):
-          g = r["grad"][c, s]
-          for k in range(K):
-            rel = g[k] / g[0] if g[0] > 0 else float("nan")
-            w.writerow([arm.label, arm.cell, arm.clip_norm, s, steps[c], k, f"{g[k]:.6e}",
-                        f"{rel:.6e}", f"{r['jac'][c, s, k]:.6e}"])
-  with open(paths[1], "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["arm", "cell", "clip_norm", "seed", "step", "eval_loss", "baseline",
-                "max_singular_value", "horizon_grad", "horizon_jacobian"])
-    for arm, r in results.items():
-      h_g, h_j = horizons(r["grad"], config.horizon_factor), horizons(r["jac"],
-                                                                       config.horizon_factor)
-      for c in range(len(steps)):
-        for s in range(r["grad"].shape[1]):
-          w.writerow([arm.label, arm.cell, arm.clip_norm, s, steps[c],
-                      f"{r['eval_loss'][c, s]:.6e}", f"{r['baseline']:.6e}",
-                      f"{r['max_sv'][c, s]:.6e}", h_g[c, s], h_j[c, s]])
-  with open(paths[2], "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["arm", "seed", "step", "train_loss", "grad_norm"])
-    for arm, r in results.items():
-      for i, step in enumerate(r["steps"]):
-        for s in range(r["loss"].shape[1]):
-          w.writerow([arm.label, s, step, f"{r['loss'][i, s]:.6e}", f"{r['grad_norm'][i, s]:.6e}"])
-  return paths
-
-
-def plot(path: Path, config, results: dict, title: str) -> Path:
-  """One panel per checkpoint; per arm the median over seeds of ||dL/dh_{T-k}|| / ||dL/dh_T||."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  steps = list(config.checkpoint_steps)
-  fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.8), sharey=True,
-                           squeeze=False)
-  floor = 1e-12
-  for c, ax in enumerate(axes[0]):
-    for i, (arm, r) in enumerate(results.items()):
-      g = r["grad"][c]                                          # [S, K]
-      rel = np.clip(g / np.where(g[:, :1] > 0, g[:, :1], np.nan), floor, None)
-      k = np.arange(rel.shape[1])
-      h = np.median(horizons(r["grad"][c:c + 1], config.horizon_factor))
-      color = f"C{i}"
-      with warnings.catch_warnings():          # a diverged arm is all NaN: nothing to draw
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, mid, hi = np.nanmin(rel, 0), np.nanmedian(rel, 0), np.nanmax(rel, 0)
-      ax.fill_between(k, lo, hi, color=color, alpha=0.2, lw=0)
-      ax.plot(k, mid, color=color,
-              label=f"{arm.label}: horizon {format_horizon(h, len(k))}")
-    k = np.arange(results[next(iter(results))]["grad"].shape[-1])
-    ax.plot(k, 0.9 ** k, ":", color="grey", lw=1, label="0.9^k" if c == 0 else None)
-    ax.plot(k, 1.1 ** k, "-.", color="grey", lw=1, label="1.1^k" if c == 0 else None)
-    ax.axhline(1.0 / config.horizon_factor, color="black", lw=0.8, ls="--")
-    ax.set_yscale("log")
-    ax.set_ylim(1e-9, 1e4)
-    ax.set_xlim(0, k[-1])
-    ax.set_xlabel("distance k back from the last step")
-    ax.set_title("initialisation" if steps[c] == 0 else f"after {steps[c]} steps")
-    ax.legend(fontsize=7, loc="lower left")
-  axes[0, 0].set_ylabel("||dL/dh_(T-k)|| / ||dL/dh_T||")
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
-  return path
+  by_distance, summary, train_log = [], [], []
+  for (arm, r) in results.items():
+    C, S, K = r["grad"].shape
+    for c in range(C):
+      for s in range(S):
+        g = r["grad"][c, s]
+        for k in range(K):
+          rel = g[k] / g[0] if g[0] > 0 else float("nan")
+          by_distance.append([arm.label, arm.cell, arm.clip_norm, s, steps[c], k, f"{g[k]:.6e}",
+                              f"{rel:.6e}", f"{r['jac'][c, s, k]:.6e}"])
+  for arm, r in results.items():
+    h_g, h_j = horizons(r["grad"], config.horizon_factor), horizons(r["jac"],
+                                                                     config.horizon_factor)
+    for c in range(len(steps)):
+      for s in range(r["grad"].shape[1]):
+        summary.append([arm.label, arm.cell, arm.clip_norm, s, steps[c],
+                        f"{r['eval_loss'][c, s]:.6e}", f"{r['baseline']:.6e}",
+                        f"{r['max_sv'][c, s]:.6e}", h_g[c, s], h_j[c, s]])
+  for arm, r in results.items():
+    for i, step in enumerate(r["steps"]):
+      for s in range(r["loss"].shape[1]):
+        train_log.append([arm.label, s, step, f"{r['loss'][i, s]:.6e}",
+                          f"{r['grad_norm'][i, s]:.6e}"])
+  return {
+      "gradient_by_distance.csv": (["arm", "cell", "clip_norm", "seed", "step", "distance",
+                                    "grad_norm", "grad_norm_relative", "jacobian_norm"],
+                                   by_distance),
+      "summary.csv": (["arm", "cell", "clip_norm", "seed", "step", "eval_loss", "baseline",
+                       "max_singular_value", "horizon_grad", "horizon_jacobian"], summary),
+      "train_log.csv": (["arm", "seed", "step", "train_loss", "grad_norm"], train_log)}
 
 
 def table(config, results: dict) -> str:
@@ -344,16 +297,13 @@ def table(config, results: dict) -> str:
   return "\n".join(lines)
 
 
-def run(config, workdir: str | Path, log=print) -> dict:
-  """Runs every arm, writes the figure and the CSVs to ``workdir``, prints the table.
+def run(config, log=print) -> dict:
+  """Runs every arm and prints the table; the files are written by ``experiments/outputs.py``.
 
-  Returns {"figure": path, "csv": [paths], "table": str, "results": {Arm: dict}}.
+  Returns {"table": str, "title": the figure's title, "results": {Arm: dict}}.
   """
   check_config(config)
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   problem = get_problem(config.task)
-  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   log(f"gradient lab: task {problem.name} (delay {config.task.delay}, baseline "
       f"{problem.baseline:.4f} = {problem.baseline_name}), {config.num_seeds} seeds, "
       f"{config.num_steps} steps, checkpoints {list(config.checkpoint_steps)}")
@@ -364,12 +314,10 @@ def run(config, workdir: str | Path, log=print) -> dict:
     log(f"[{arm.label}] training {config.num_seeds} seeds")
     results[arm] = {**train_arm(config, problem, arm, log), "baseline": problem.baseline}
     log(f"[{arm.label}] done in {time.perf_counter() - t_arm:.1f} s")
-  csv_paths = write_csvs(workdir, config, results)
   title = (f"{problem.name}, delay {config.task.delay}, hidden {tuple(config.hidden_sizes)}: "
            f"gradient norm by distance (median of {config.num_seeds} seeds, band min-max); "
            f"dashed: 1/{config.horizon_factor:g}")
-  figure = plot(workdir / "gradient_decay.png", config, results, title)
   text = table(config, results)
   log(text)
   log(f"total {time.perf_counter() - t0:.1f} s")
-  return {"figure": figure, "csv": csv_paths, "table": text, "results": results}
+  return {"table": text, "title": title, "results": results}

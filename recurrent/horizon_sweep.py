@@ -24,20 +24,18 @@ per seed:
     and the 90th percentile over the state's units (mean of log over the
     batch), at initialisation and at the end.
 
-``run(config, workdir)`` writes ``sweep.csv`` (one row per task, T, cell,
-seed), ``horizon_sweep_<task>.png`` (four panels against T: loss / baseline,
-steps to learn, horizon at initialisation, horizon after training; median
-over seeds with a min-max band) and ``diagonal_decay_<task>.png`` (linear
-cells, the longest T), and prints a table per task. ``train`` is the one
+``run(config)`` returns the rows of ``sweep.csv`` (one per task, T, cell,
+seed) and the results, and prints a table per task; ``experiments/outputs.py``
+writes ``sweep.csv``, ``horizon_sweep_<task>.png`` (four panels against T:
+loss / baseline, steps to learn, horizon at initialisation, horizon after
+training; median over seeds with a min-max band) and
+``diagonal_decay_<task>.png`` (linear cells, the longest T). ``train`` is the one
 seam: tests pass a made-up trainer with known answers.
 """
 
 from __future__ import annotations
 
-import csv
 import time
-import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -121,12 +119,12 @@ def summarise(result: dict, baseline: float, config) -> dict:
   return out
 
 
-def run(config, workdir: str | Path, log=print, train=gradient_lab.train_arm) -> dict:
-  """The whole sweep; returns {"rows": [...], "figures": [paths], "tables": {task: str}}."""
+def run(config, log=print, train=gradient_lab.train_arm) -> dict:
+  """The whole sweep; returns {"rows": [...], "tables": {task: str}, "results": {(task, T, cell): dict}}.
+
+  Writes nothing: ``experiments/outputs.py`` writes sweep.csv and the figures.
+  """
   check_config(config)
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   points = [(task, T, spec) for task in config.tasks for T in config.delays
             for spec in config.cells]
   cost = np.array([T for _, T, _ in points], np.float64)     # the work of a point grows with T
@@ -152,18 +150,12 @@ def run(config, workdir: str | Path, log=print, train=gradient_lab.train_arm) ->
         f"{np.median(s['loss_ratio']):.3f}, horizon init/end {np.median(s['horizon_init']):g}/"
         f"{np.median(s['horizon_end']):g}, learned by {_fmt_steps(s['steps_to_learn'], config)}"
         f"  ({elapsed:.0f} s, ETA {elapsed / done - elapsed:.0f} s)")
-  rows = write_csv(workdir / "sweep.csv", results)
-  figures, tables = [], {}
+  tables = {}
   for task in config.tasks:
-    figures.append(plot_task(workdir / f"horizon_sweep_{task}.png", config, task, results))
-    linear = [c for c in config.cells if is_linear(c)]
-    if linear:
-      figures.append(plot_decay(workdir / f"diagonal_decay_{task}.png", config, task, linear,
-                                results))
     tables[task] = table(config, task, results)
     log(f"\n{task}:\n{tables[task]}")
   log(f"total {time.perf_counter() - t0:.1f} s")
-  return {"rows": rows, "figures": figures, "tables": tables, "results": results}
+  return {"rows": csv_rows(results), "tables": tables, "results": results}
 
 
 def _fmt_steps(steps_S: np.ndarray, config) -> str:
@@ -173,7 +165,8 @@ def _fmt_steps(steps_S: np.ndarray, config) -> str:
   return f"{np.median(steps_S[learned]):g} ({learned.sum()}/{learned.size} seeds)"
 
 
-def write_csv(path: Path, results: dict) -> list[dict]:
+def csv_rows(results: dict) -> list[dict]:
+  """The rows of sweep.csv: one per task, T, cell and seed."""
   rows = []
   for (task, T, spec), s in results.items():
     for seed in range(len(s["loss_ratio"])):
@@ -182,96 +175,7 @@ def write_csv(path: Path, results: dict) -> list[dict]:
                    "steps_to_learn": float(s["steps_to_learn"][seed]),
                    "horizon_init": float(s["horizon_init"][seed]),
                    "horizon_end": float(s["horizon_end"][seed])})
-  with open(path, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
   return rows
-
-
-def _band(values_TS: np.ndarray):
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", RuntimeWarning)
-    return np.nanmin(values_TS, 1), np.nanmedian(values_TS, 1), np.nanmax(values_TS, 1)
-
-
-STYLES = ("-", "--", ":", "-.")
-
-
-def plot_task(path: Path, config, task: str, results: dict) -> Path:
-  """Four panels against T, one line per cell: median over seeds, band min-max."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  Ts = np.array(config.delays, np.float64)
-  xs = np.log2(Ts)                                  # T on a log axis, drawn linearly in log2 T
-  fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
-  panels = (("loss_ratio", "held-out loss / baseline (1 = nothing learned)"),
-            ("steps_to_learn", f"steps to loss <= {config.learned_fraction:g} x baseline"),
-            ("horizon_init", "gradient horizon at initialisation"),
-            ("horizon_end", f"gradient horizon after {config.num_steps} steps"))
-  for ax, (key, title) in zip(axes, panels):
-    for i, spec in enumerate(config.cells):
-      v_TS = np.stack([results[(task, T, spec)][key] for T in config.delays]).astype(np.float64)
-      if key.startswith("horizon"):
-        v_TS = np.clip(v_TS, 1.0, Ts[:, None])             # inf: beyond T, drawn at T
-      lo, mid, hi = _band(v_TS)
-      color, style = f"C{i % 10}", STYLES[i // 10 % len(STYLES)]
-      ax.fill_between(xs, lo, hi, color=color, alpha=0.12, lw=0)
-      ax.plot(xs, mid, style, color=color, marker="o", ms=3, label=spec)
-    if key.startswith("horizon"):
-      ax.plot(xs, Ts, color="black", lw=0.8, ls=":", label="T (beyond: capped)")
-      ax.set_yscale("log")
-      ax.set_ylim(1, Ts[-1] * 1.5)
-    if key == "loss_ratio":
-      ax.axhline(1.0, color="black", lw=0.8, ls=":")
-      ax.axhline(config.learned_fraction, color="grey", lw=0.8, ls="--")
-      ax.set_yscale("log")
-      ax.set_ylim(1e-3, 3)
-    if key == "steps_to_learn":
-      ax.set_ylim(0, config.num_steps * 1.05)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{int(t)}" for t in Ts])
-    ax.set_xlabel("T (delay)")
-    ax.set_title(title, fontsize=9)
-  axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-  fig.suptitle(f"{task}: {config.num_seeds} seeds per point, {config.num_steps} steps, hidden "
-               f"{tuple(config.hidden_sizes)}; median, band min-max; missing point = never learned",
-               fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
-  return path
-
-
-def plot_decay(path: Path, config, task: str, cells, results: dict) -> Path:
-  """log10 prod |a| against distance for the linear cells at the longest T, init and end."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  T = config.delays[-1]
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-  for c, (ax, when) in enumerate(zip(axes, ("initialisation", f"after {config.num_steps} steps"))):
-    for i, spec in enumerate(cells):
-      d = results[(task, T, spec)].get("decay")
-      if d is None:
-        continue
-      d_S2K = d[c]
-      k = np.arange(d_S2K.shape[-1])
-      ax.plot(k, np.median(d_S2K[:, 0], 0), color=f"C{i}", label=f"{spec}: median unit")
-      ax.plot(k, np.median(d_S2K[:, 1], 0), color=f"C{i}", ls="--", label=f"{spec}: 90th pct")
-    ax.axhline(-np.log10(config.horizon_factor), color="black", lw=0.8, ls=":")
-    ax.set_xlabel("distance k back from the last step")
-    ax.set_title(f"{task}, T = {T}, {when}", fontsize=9)
-  axes[0].set_ylabel("log10 |dh_T / dh_(T-k)| per unit (diagonal)")
-  axes[0].set_ylim(-12, 0.5)
-  axes[1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
-  return path
 
 
 def table(config, task: str, results: dict) -> str:

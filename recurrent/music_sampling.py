@@ -15,7 +15,7 @@ after its last frame. The module's parameters are the ``SequenceTagger``'s
 ({"rnn": {"stack": ...}, "head": {"kernel", "bias"}}): the same arrays the
 pure ``Stack`` uses.
 
-MIDI: ``write_midi`` writes a format-0 Standard MIDI File (one track; the
+MIDI: ``midi_bytes`` encodes a roll as a format-0 Standard MIDI File (one track; the
 MIDI 1.0 file specification): a header chunk ``MThd`` (format 0, 1 track,
 ``ticks`` per step), then an ``MTrk`` chunk of events, each preceded by its
 delta time in ticks as a variable-length quantity (7 bits per byte, the high
@@ -98,26 +98,3 @@ def midi_bytes(roll_TN: np.ndarray, ticks: int = 480, velocity: int = 80) -> byt
   events += _varlen((len(padded) - 2) * ticks - last) + b"\xff\x2f\x00"
   header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks)
   return header + b"MTrk" + struct.pack(">I", len(events)) + events
-
-
-def write_midi(path: str, roll_TN: np.ndarray, ticks: int = 480, velocity: int = 80) -> None:
-  with open(path, "wb") as f:
-    f.write(midi_bytes(roll_TN, ticks, velocity))
-
-
-def plot_rolls(rolls: list[np.ndarray], titles: list[str], path: str) -> None:
-  """Sampled piano rolls, one panel each (MIDI pitch up, time to the right)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, axes = plt.subplots(len(rolls), 1, figsize=(9, 2.2 * len(rolls)), squeeze=False)
-  for ax, roll, title in zip(axes[:, 0], rolls, titles):
-    ax.imshow(np.asarray(roll).T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
-              extent=(0, len(roll), LOWEST_MIDI - 0.5, LOWEST_MIDI + roll.shape[1] - 0.5))
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title, fontsize=9)
-  axes[-1, 0].set_xlabel("time step (quarter notes)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)

@@ -120,10 +120,10 @@ GRADIENT_LAB_CASES = [
 @pytest.mark.parametrize("field, value", GRADIENT_LAB_CASES)
 def test_gradient_lab_field_fails_naming_it_before_the_workdir_is_written(field, value, tmp_path):
   """Before: an unknown cell failed when its arm came to train, after the other arms had."""
-  from recurrent import gradient_lab
+  from experiments import outputs
   config = _configured(_config_module("gradient_decay"), "smoke", field, value)
   with pytest.raises(ValueError, match=field.replace(".", r"\.") + ":"):
-    gradient_lab.run(config, tmp_path / "run", log=lambda *_: None)
+    outputs.run_gradient_lab(config, tmp_path / "run", log=lambda *_: None)
   assert not (tmp_path / "run" / "config.json").exists()
 
 

@@ -11,6 +11,7 @@ from configs import case_correction as case_config
 from recurrent.data import text
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.tasks import case_correction, get_task
+from recurrent.training import reports
 from smoke_steps import train_steps
 
 SENTENCES = ("The cat sat on the mat. Mr. Holmes ran after it. I saw him go. "
@@ -127,8 +128,10 @@ def test_report_logs_the_fixed_sentence(book, tmp_path):
   path, fraction = book
   task = get_task(smoke_config(path, fraction))
   params = task.init_params(jax.random.key(0))
-  out = task.report(params, 3, str(tmp_path))
-  out = task.report(params, 6, str(tmp_path))
+  reports.write(task.report(params, 3), tmp_path)
+  out = task.report(params, 6)
+  reports.write(out, tmp_path)
+  out = out.scalars
   lines = (tmp_path / "fixed_sentence.txt").read_text(encoding="utf-8").splitlines()
   assert lines[0] == 'input  it may be so, mr. holmes," said he' and len(lines) == 4
   assert lines[3].startswith("epoch ") and " step      6: " in lines[3]

@@ -11,6 +11,7 @@ from recurrent.tasks import _tagging
 from recurrent.tasks import ner as ner_task
 from recurrent.tasks import pos_tagging
 from recurrent.training.loop import train_and_evaluate
+from recurrent.training import reports
 from smoke_steps import train_steps
 
 UD_TEXT = "The\tDET\tDT\nCat\tPROPN\tNNP\n\n\nsat\tVERB\tVBD\n.\tPUNCT\t.\n\n"
@@ -97,8 +98,9 @@ def test_pos_smoke_steps_and_predictions(tmp_path):
   mask = np.arange(batch["words"].shape[1])[None, :] < batch["lengths"][:, None]
   assert (batch["words"][~mask] == 0).all() and (batch["words"][mask] != 0).all()
   params, _ = train_steps(task, config, 3)
-  report = task.report(params, 3, str(tmp_path))
-  assert 0.0 <= report["test_accuracy"] <= 1.0
+  report = task.report(params, 3)
+  reports.write(report, tmp_path)
+  assert 0.0 <= report.scalars["test_accuracy"] <= 1.0
   lines = (tmp_path / "test_samples.txt").read_text().split("\n")
   words = [l.split("\t")[0] for l in lines[1:] if l]
   assert words == [w for s in splits["test"][0][:config.task.num_samples] for w in s]

@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from configs import gradient_decay as gd_config
+from experiments import outputs
 from recurrent import gradient_lab
 from recurrent.data import long_range as lr
 from recurrent.tasks import get_task
@@ -24,7 +25,7 @@ def _rows(path):
 def test_smoke_run_writes_figure_csvs_and_table(tmp_path):
   config = gd_config.get_config("smoke")
   lines = []
-  out = gradient_lab.run(config, tmp_path, log=lines.append)
+  out = outputs.run_gradient_lab(config, tmp_path, log=lines.append)
   assert out["figure"] == tmp_path / "gradient_decay.png"
   assert out["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert any("steps/s" in line or "compiled" in line for line in lines)   # progress and rate
@@ -58,7 +59,7 @@ def test_config_variants_and_checks(tmp_path):
   config = gd_config.get_config("smoke")
   config.checkpoint_steps = (0, 4)
   with pytest.raises(ValueError, match="checkpoint_steps"):
-    gradient_lab.run(config, tmp_path)
+    gradient_lab.run(config)
 
 
 @pytest.mark.parametrize("name", ["adding", pytest.param("copy_memory", marks=pytest.mark.slow),

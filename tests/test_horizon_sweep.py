@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import horizon_sweep as hs_config
+from experiments import outputs
 from recurrent import horizon_sweep
 from recurrent.models import SequenceClassifier
 
@@ -51,7 +52,7 @@ def test_driver_recovers_the_known_answers(tmp_path):
     config.num_steps = 1000
     config.log_every = 50
   lines = []
-  out = horizon_sweep.run(config, tmp_path, log=lines.append, train=made_up_train)
+  out = outputs.run_horizon_sweep(config, tmp_path, log=lines.append, train=made_up_train)
   rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
   assert len(rows) == 2 * 3 * 2 * 3
   for r in rows:
@@ -81,12 +82,12 @@ def test_config_checks_name_the_field(tmp_path):
   with config.unlocked():
     config.cells = ("lstm:forget_bais=0",)
   with pytest.raises(ValueError, match="forget_bais"):
-    horizon_sweep.run(config, tmp_path, train=made_up_train)
+    horizon_sweep.run(config, train=made_up_train)
   config = hs_config.get_config("smoke")
   with config.unlocked():
     config.delays = (10, 6)
   with pytest.raises(ValueError, match="delays: must be increasing"):
-    horizon_sweep.run(config, tmp_path, train=made_up_train)
+    horizon_sweep.run(config, train=made_up_train)
 
 
 def test_diagonal_decay_of_an_lru_is_k_log_lambda():
@@ -105,7 +106,7 @@ def test_diagonal_decay_of_an_lru_is_k_log_lambda():
 
 @pytest.mark.slow
 def test_smoke_config_runs_the_real_trainer(tmp_path):
-  out = horizon_sweep.run(hs_config.get_config("smoke"), tmp_path, log=lambda s: None)
+  out = outputs.run_horizon_sweep(hs_config.get_config("smoke"), tmp_path, log=lambda s: None)
   rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
   assert len(rows) == 2 * 2 * 2
   assert all(math.isfinite(float(r["loss_over_baseline"])) for r in rows)

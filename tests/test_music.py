@@ -103,8 +103,8 @@ def test_split_average_is_over_all_time_steps_and_smoke_training_runs(tmp_path):
   config = smoke_config(tmp_path, "cell=gru,smoke")
   task = music_task.build(config)
   params, losses = train_steps(task, config, 4)
-  report = task.report(params, 4, "")
-  assert set(report) == {"train_nll", "test_nll"}
+  report = task.report(params, 4)
+  assert set(report.scalars) == {"train_nll", "test_nll"}
   # Brute force: run each test piece unpadded-in-effect (garbage after its end, no lengths: the
   # model is causal) and average the NumPy per-step NLL over every step of every piece.
   model = music_task.SequenceTagger(**music_task.rnn_kwargs(config.model), num_outputs=88)
@@ -115,7 +115,7 @@ def test_split_average_is_over_all_time_steps_and_smoke_training_runs(tmp_path):
   logits = np.asarray(model.apply({"params": params}, x))
   per_step = np.concatenate([numpy_nll_per_step(logits[b, :len(p)], p) for b, p in enumerate(pieces)])
   assert len(per_step) == sum(len(p) for p in pieces)
-  np.testing.assert_allclose(report["test_nll"], per_step.mean(), rtol=1e-5)
+  np.testing.assert_allclose(report.scalars["test_nll"], per_step.mean(), rtol=1e-5)
 
 
 def test_train_batches_are_pure_and_crop_windows(tmp_path):

@@ -8,6 +8,7 @@ from configs import sentiment as sentiment_config
 from recurrent.data import sentiment
 from recurrent.data.vocab import Vocab
 from recurrent.tasks import sentiment as sentiment_task
+from recurrent.training import reports
 from smoke_steps import train_steps
 
 
@@ -77,8 +78,9 @@ def test_smoke_steps_and_report(tmp_path, arg):
   assert batch["inputs"].shape == (8, 16) and batch["inputs"].dtype == np.int32
   assert (batch["inputs"][np.arange(16)[None, :] >= batch["lengths"][:, None]] == 0).all()  # padding id 0
   params, losses = train_steps(task, config, 3)
-  report = task.report(params, 3, str(tmp_path))
-  assert 0.0 <= report["test_accuracy"] <= 1.0
+  report = task.report(params, 3)
+  reports.write(report, tmp_path)
+  assert 0.0 <= report.scalars["test_accuracy"] <= 1.0
   lines = (tmp_path / "test_predictions.txt").read_text().splitlines()
   assert len(lines) == 1 + 6                      # header + the 6 test sentences (10% of 60)
   assert config.model.pooling == arg.split(",")[0].split("=")[1]

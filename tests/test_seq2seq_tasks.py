@@ -9,6 +9,7 @@ from configs import reverse_digits as reverse_config
 from configs import translation as translation_config
 from recurrent.tasks import _seq2seq, reverse_digits, translation
 from recurrent.training import loop
+from recurrent.training import reports
 
 
 def test_reverse_digits_examples_are_reversed_strings():
@@ -110,8 +111,9 @@ def test_translation_report_with_only_short_sentences_still_draws_heatmaps(tmp_p
   config.task.data_path = str(data)
   config.task.test_percent = 30.0
   task = translation.build(config)
-  out = task.report(task.init_params(jax.random.key(0)), config.num_steps, str(tmp_path))
-  assert 0.0 <= out["bleu_beam"] <= 100.0
+  out = task.report(task.init_params(jax.random.key(0)), config.num_steps)
+  reports.write(out, tmp_path)
+  assert 0.0 <= out.scalars["bleu_beam"] <= 100.0
   assert (tmp_path / "translation_report.json").exists()
   assert (tmp_path / "attention_0.png").exists()  # the longest sentences stand in
 

@@ -79,16 +79,6 @@ def read_wav(path: str | os.PathLike, rate: int | None = None) -> tuple[np.ndarr
   return x.astype(np.float32), rate or file_rate
 
 
-def write_wav(path: str | os.PathLike, x: np.ndarray, rate: int, channels: int = 1) -> None:
-  """Writes float samples in [-1, 1] as 16-bit PCM (``x`` is [N] or [N, channels])."""
-  pcm = np.clip(np.round(np.asarray(x) * 32767.0), -32768, 32767).astype("<i2")
-  with wave.open(str(path), "wb") as f:
-    f.setnchannels(channels)
-    f.setsampwidth(2)
-    f.setframerate(rate)
-    f.writeframes(pcm.tobytes())
-
-
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
   """Polyphase resampling by the reduced ratio to_rate / from_rate (anti-alias filtered)."""
   g = math.gcd(int(from_rate), int(to_rate))

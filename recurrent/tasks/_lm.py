@@ -18,14 +18,13 @@ non-finite: the trainer stops there naming the step, as it does for NaN.
 The report scores the test split the same way (``test_nll``, ``test_ppl``;
 its first ``config.eval_batches`` windows when that is > 0, as for valid)
 and samples ``sample_len`` tokens after ``prompt`` at each temperature
-through ``recurrent.decoding`` (0 = greedy), appended to
-``<workdir>/samples.txt``.
+through ``recurrent.decoding`` (0 = greedy), returned for the trainer to
+append to ``<workdir>/samples.txt``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, Sequence
 
 import jax
@@ -38,7 +37,7 @@ from recurrent.data import stream
 from recurrent.layers import make_stack
 from recurrent.models import stack_kwargs
 from recurrent.lm import StreamLM
-from recurrent.tasks.base import Evaluator, Task, token_metrics
+from recurrent.tasks.base import Evaluator, Log, Report, Task, token_metrics
 
 LOG_FLOAT32_MAX = math.log(np.finfo(np.float32).max)  # ~88.72: exp of a larger mean nll overflows
 
@@ -126,7 +125,7 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
   samplers = {temp: jax.jit(lambda p, k, temp=temp: generate(model, p, prompt_ids, k, t.sample_len, temp))
               for temp in t.temperatures}
 
-  def report(params, step, workdir):
+  def report(params, step):
     out = {}
     if test_ids is not None:
       out = {f"test_{k}": v for k, v in score(params, test_ids).items()}
@@ -136,10 +135,7 @@ def stream_lm_task(config, model: StreamLM, train_ids: np.ndarray, valid_ids: np
       sample = detokenize(prompt_ids) + detokenize(np.asarray(sampler(params, rng)))
       logging.info("stream LM: step %d, temperature %.2f:\n%s", step, temp, sample)
       lines.append(f"--- step {step}, temperature {temp}\n{sample}\n")
-    if workdir:
-      with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
-        f.write("".join(lines))
-    return out
+    return Report(scalars=out, logs={"samples.txt": Log("".join(lines))})
 
   return Task(init_params=model.init, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["weights"])),

@@ -86,7 +86,7 @@ class TaggingData:
 
 def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: str,
                       extra_report: Callable | None = None) -> Task:
-  """The Task; ``extra_report(predict, split_batches, workdir, step) -> dict`` adds task metrics (F1)."""
+  """The Task; ``extra_report(params, predict, step) -> Report`` adds task metrics (F1) and files."""
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
     batching.check_positive(f"task.{name}", t[name])
@@ -138,11 +138,13 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
           out[i] = data.tag_vocab.decode(pred_BT[b, :batch["lengths"][b]])
     return out
 
-  def report(params, step, workdir):
+  def report(params, step):
     m = evaluate(params, split_batches("test"))
-    out = {"test_accuracy": m["accuracy"], "test_loss": m["loss"]}
+    out = base.Report(scalars={"test_accuracy": m["accuracy"], "test_loss": m["loss"]})
     if extra_report is not None:
-      out.update(extra_report(params, predict, step, workdir))
+      extra = extra_report(params, predict, step)
+      out.scalars.update(extra.scalars)
+      out.texts.update(extra.texts)
     return out
 
   def train_batch(step, rows=None):  # rows: a slice of the batch (one process's share)
@@ -160,11 +162,10 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
               eval_metric=eval_metric, eval_mode=eval_mode, report=report)
 
 
-def write_samples(path: str, words, gold, pred, num: int, step: int) -> None:
+def samples_text(words, gold, pred, num: int, step: int) -> str:
   """The first ``num`` sentences as word/gold/predicted columns (a * marks a wrong tag)."""
   lines = [f"# step {step}: word, gold tag, predicted tag (* = wrong)"]
   for s in range(min(num, len(words))):
     lines += [f"{w}\t{g}\t{p}{'' if g == p else '  *'}" for w, g, p in zip(words[s], gold[s], pred[s])]
     lines.append("")
-  with open(path, "w") as f:
-    f.write("\n".join(lines))
+  return "\n".join(lines)

@@ -25,6 +25,12 @@ checkpointed with the parameters. The task resets it where its data say so
 (a flag in the batch at an epoch start). Evaluation starts from
 ``initial_carry(B)`` and carries the state through ``eval_batches()`` in
 order, so those must be consecutive windows of the held-out streams.
+
+A task's ``report`` returns a ``Report``: scalars, and the files it has to
+show as data (texts, JSON, running logs, and figures described by a plot
+kind and its arrays). The trainer writes them to the workdir
+(``recurrent.training.reports``, which draws each figure with
+``recurrent.training.plots``); no task module writes a file or plots.
 """
 
 from __future__ import annotations
@@ -40,6 +46,46 @@ import optax
 Array = jax.Array
 Batch = dict[str, Any]
 Metrics = dict[str, tuple[Array, Array]]  # name -> (total, count)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """A figure as data: ``kind`` names a drawing of ``recurrent.training.plots.KINDS``, ``data``
+  holds its arrays, labels and title (the keyword arguments of that drawing)."""
+
+  kind: str
+  data: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Log:
+  """Text appended to a running file (one record per evaluation); ``header`` starts a new file."""
+
+  text: str
+  header: str = ""
+
+
+@dataclasses.dataclass
+class Report:
+  """What a task's ``report`` has to show, keyed by file name in the workdir.
+
+  Attributes:
+    scalars: name -> float, logged with the evaluation's metrics.
+    texts: file name -> the file's whole content.
+    json: file name -> JSON data (written indented).
+    logs: file name -> a ``Log`` appended to the file.
+    figures: file name (a .png) -> ``Figure``.
+  """
+
+  scalars: dict[str, float] = dataclasses.field(default_factory=dict)
+  texts: dict[str, str] = dataclasses.field(default_factory=dict)
+  json: dict[str, Any] = dataclasses.field(default_factory=dict)
+  logs: dict[str, Log] = dataclasses.field(default_factory=dict)
+  figures: dict[str, Figure] = dataclasses.field(default_factory=dict)
+
+  def files(self) -> list[str]:
+    """The names of every file the report holds."""
+    return [*self.texts, *self.json, *self.logs, *self.figures]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +107,9 @@ class Task:
     num_tokens: batch -> the number of real (unpadded) tokens, for tokens/s.
     eval_metric: the metric that picks the best checkpoint.
     eval_mode: "min" or "max" for ``eval_metric``.
-    report: optional (params, step, workdir) -> dict of extra scalars; called
-      at each evaluation for samples, figures or metrics that need Python
-      (BLEU, F1). Runs outside jit.
+    report: optional (params, step) -> ``Report``; called at each evaluation
+      for samples, figures or metrics that need Python (BLEU, F1). Runs
+      outside jit, on process 0; the trainer writes its files.
     initial_carry: optional batch_size -> the zero carry of a stateful task
       (see the module docstring); None for a stateless one.
     derived_metrics: optional {name: mean} -> {name: value}, scalars that are
@@ -77,7 +123,7 @@ class Task:
   num_tokens: Callable[[Batch], Any]
   eval_metric: str = "loss"
   eval_mode: str = "min"
-  report: Callable[[Any, int, str], dict] | None = None
+  report: Callable[[Any, int], Report] | None = None
   initial_carry: Callable[[int], Any] | None = None
   derived_metrics: Callable[[dict], dict] | None = None
 

@@ -20,7 +20,7 @@ term (per caption, averaged over captions).
 accuracy (the ``eval_metric``); at the last step (``num_steps``) it also runs
 beam search (BLEU, exact captions, the search-vs-model error analysis of
 seed 001), splits the errors into wrong digits and wrong places, measures
-how much attention falls in the named digit's cell, and writes
+how much attention falls in the named digit's cell, and returns
 ``captioning_report.json``, ``captions.json`` (the first held-out captions,
 for ``experiments/captioning_report.py``), ``samples.txt`` and, with
 attention, ``attention_words.png`` (one attention map per emitted word).
@@ -29,8 +29,6 @@ attention, ``attention_words.png`` (one attention map per emitted word).
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -40,7 +38,7 @@ from recurrent.data import canvas as canvas_lib
 from recurrent.data import mnist
 from recurrent.layers import time_mask
 from recurrent.tasks import _seq2seq
-from recurrent.tasks.base import Task, token_metrics
+from recurrent.tasks.base import Figure, Report, Task, token_metrics
 from recurrent.tasks.translation import bleu
 
 TEST_SEED = 2_000_003  # the held-out canvases do not depend on the training seed
@@ -129,36 +127,16 @@ def error_kinds(hyps, refs) -> dict:
           "right_digits_wrong_places": len(wrong) - wrong_digits}
 
 
-def save_attention_figure(path: Path, images, weights, steps, refs, grid, title: str) -> None:
-  """One row per canvas: the canvas, then the attention map of every emitted word (``step_words``) over it."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  n_cols = 1 + max(len(s) for s in steps)
-  H, W = images[0].shape
-  fig, axes = plt.subplots(len(images), n_cols, figsize=(1.25 * n_cols * W / H + 0.3,
-                                                          1.45 * len(images) + 0.4), squeeze=False)
-  for i, (img, w_TR, words, ref) in enumerate(zip(images, weights, steps, refs)):
-    ax = axes[i, 0]
-    ax.imshow(img, cmap="gray_r", vmin=0, vmax=255)
+def attention_figure(images, weights, steps, refs, grid, title: str) -> Figure:
+  """One row per canvas: the canvas (titled right, or wrong with the reference), then the
+  attention map of every emitted word (``step_words``) over it."""
+  row_titles = []
+  for words, ref in zip(steps, refs):
     ok = canvas_lib.words_of([canvas_lib.WORD_ID[w] for w in words]) == ref
-    ax.set_title("right" if ok else "wrong; ref:\n" + " ".join(ref), fontsize=6)
-    for j in range(1, n_cols):
-      ax = axes[i, j]
-      ax.axis("off")
-      if j - 1 >= len(words):
-        continue
-      a = np.asarray(w_TR[j - 1]).reshape(grid)
-      up = np.kron(a, np.ones((H // grid[0], W // grid[1])))
-      ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-      ax.imshow(up, cmap="magma", alpha=0.6, vmin=0, vmax=max(float(a.max()), 1e-6))
-      ax.set_title(words[j - 1], fontsize=8)
-    axes[i, 0].set_xticks([])
-    axes[i, 0].set_yticks([])
-  fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+    row_titles.append("right" if ok else "wrong; ref:\n" + " ".join(ref))
+  return Figure("attention_grid", {"images": list(images), "weights": list(weights),
+                                   "words": list(steps), "row_titles": row_titles,
+                                   "grid": tuple(grid), "title": title})
 
 
 def build(config) -> Task:
@@ -218,7 +196,7 @@ def build(config) -> Task:
       metrics["attention_penalty"] = (pen, n_caps)
     return loss, metrics
 
-  def report(params, step, workdir):
+  def report(params, step):
     src, src_len = test["src"], test["src_len"]
     tgt_out, tgt_len = test["tgt_out"], test["tgt_len"]
     g = decoder.greedy(params, src, src_len)
@@ -228,8 +206,8 @@ def build(config) -> Task:
     print(f"step {step}: held-out canvases {t.num_test}: BLEU {out['bleu_greedy']:.2f}, exact "
           f"captions {out['exact_greedy']:.4f} (greedy)")
     if step < config.num_steps:
-      return out
-    workdir = Path(workdir)
+      return Report(scalars=out)
+    rep = Report(scalars=out)
     b = decoder.beam(params, src, src_len)
     hyps_b = [canvas_lib.words_of(b.tokens[i, 0], b.lengths[i, 0]) for i in range(t.num_test)]
     out["bleu_beam"] = bleu(hyps_b, refs)
@@ -251,26 +229,26 @@ def build(config) -> Task:
       if np.isfinite(summary["attention_in_named_cell"]):  # nan: no caption had its digits right
         out["attention_in_named_cell"] = summary["attention_in_named_cell"]
       pick = _figure_rows(meta)
-      save_attention_figure(workdir / "attention_words.png", src[pick], w[pick],
-                            [steps[i] for i in pick], [refs[i] for i in pick], model.grid,
-                            f"{config.model.attention} attention over {model.grid[0]} x "
-                            f"{model.grid[1]} regions, step {step} (greedy captions)")
-    (workdir / "captioning_report.json").write_text(json.dumps(summary, indent=1))
+      rep.figures["attention_words.png"] = attention_figure(
+          src[pick], np.asarray(w)[pick], [steps[i] for i in pick], [refs[i] for i in pick],
+          model.grid, f"{config.model.attention} attention over {model.grid[0]} x "
+                     f"{model.grid[1]} regions, step {step} (greedy captions)")
+    rep.json["captioning_report.json"] = summary
     n_cap = min(NUM_CAPTIONS, t.num_test)
-    (workdir / "captions.json").write_text(json.dumps(
-        {"attention": config.model.attention, "step": step, "refs": refs[:n_cap],
-         "greedy": hyps_g[:n_cap], "beam": hyps_b[:n_cap]}, indent=1))
+    rep.json["captions.json"] = {"attention": config.model.attention, "step": step,
+                                 "refs": refs[:n_cap], "greedy": hyps_g[:n_cap],
+                                 "beam": hyps_b[:n_cap]}
     lines = []
     for i in range(min(12, t.num_test)):
       lines += [f"ref:    {' '.join(refs[i])}", f"greedy: {' '.join(hyps_g[i])}",
                 f"beam:   {' '.join(hyps_b[i])}", ""]
-    (workdir / "samples.txt").write_text("\n".join(lines))
+    rep.texts["samples.txt"] = "\n".join(lines)
     print("\n".join(lines))
     print(f"BLEU greedy {out['bleu_greedy']:.2f} beam {out['bleu_beam']:.2f}; exact captions "
           f"greedy {out['exact_greedy']:.4f} beam {out['exact_beam']:.4f}; beam errors "
           f"{analysis['errors']}: {analysis['search_errors']} search, "
           f"{analysis['model_errors']} model")
-    return out
+    return rep
 
   return Task(init_params=model.init, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=eval_batches, num_tokens=lambda b: int(b["tgt_len"].sum()),

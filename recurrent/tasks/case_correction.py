@@ -23,13 +23,12 @@ target); copying the input scores ~97% on the first and 0% on the second.
 
 An epoch is ``steps_per_epoch`` = ceil(N_train / (B * mean crop length))
 steps; the report, at each evaluation, prints the model's output on the
-seed's fixed test sentence with the epoch, and appends it to
-``<workdir>/fixed_sentence.txt``.
+seed's fixed test sentence with the epoch, and returns it as a line for the
+trainer to append to ``<workdir>/fixed_sentence.txt``.
 """
 
 from __future__ import annotations
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +41,7 @@ from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.seq2seq import BOS, EOS, PAD
 from recurrent.tasks import _seq2seq
 from recurrent.layers import time_mask
-from recurrent.tasks.base import Task, dropout_rngs, token_metrics
+from recurrent.tasks.base import Log, Report, Task, dropout_rngs, token_metrics
 
 ARCHITECTURES = ("tagger", "encoder_decoder")
 SPECIALS = 3   # an encoder-decoder token is a byte + 3: ids 0, 1, 2 are PAD, BOS, EOS (recurrent.seq2seq)
@@ -96,20 +95,15 @@ def build(config) -> Task:
     for i in range(0, len(eval_pieces), B):
       yield make_pair(*text.pad_batch(eval_pieces[i:i + B], t.max_len, B))
 
-  def report(params, step, workdir):
+  def report(params, step):
     out, acc, changed = correct_sentence(predict, params, t.test_input, t.test_target)
     epoch = step / epoch_steps
     line = f"epoch {epoch:5.2f} step {step:6d}: {out}"
     logging.info("case_correction: %s", line)
-    if workdir:
-      path = os.path.join(workdir, "fixed_sentence.txt")
-      new = not os.path.exists(path)
-      with open(path, "a", encoding="utf-8") as f:
-        if new:
-          f.write(f"input  {t.test_input}\ntarget {t.test_target}\n")
-        f.write(line + "\n")
-    return {"epoch": epoch, "test_sentence_accuracy": acc,
-            "test_sentence_changed_accuracy": changed}
+    return Report(scalars={"epoch": epoch, "test_sentence_accuracy": acc,
+                           "test_sentence_changed_accuracy": changed},
+                  logs={"fixed_sentence.txt": Log(
+                      line + "\n", header=f"input  {t.test_input}\ntarget {t.test_target}\n")})
 
   return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=eval_batches, num_tokens=lambda b: int(np.sum(b["lengths"])),

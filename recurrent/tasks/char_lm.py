@@ -17,8 +17,8 @@ the model ``recurrent.lm.StreamLM``) on bytes.
 
 Generation is one-to-many: the prompt is read with teacher forcing, then one
 byte at a time through ``recurrent.decoding`` (``sample`` at temperature > 0,
-``greedy`` at 0); the report appends a sample per temperature to
-``<workdir>/samples.txt``.
+``greedy`` at 0); the report returns a sample per temperature, which the
+trainer appends to ``<workdir>/samples.txt``.
 """
 
 from __future__ import annotations

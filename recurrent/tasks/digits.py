@@ -16,7 +16,7 @@ for attention also ``tgt_in``/``tgt_out`` (digit + 3 after PAD, BOS, EOS),
 ``tgt_len`` and ``teacher_forcing``. Features are computed inside the jitted
 step (``speech.Frontend``). ``report`` decodes the test set and returns the
 digit error rate (edit distance / reference digits) and the utterance
-accuracy; at the last step it writes ``digits_report.json``,
+accuracy; at the last step it also returns ``digits_report.json``,
 ``samples.txt`` and the figures ``ctc_posteriors.png`` or
 ``attention_alignment.png``.
 """
@@ -24,8 +24,6 @@ accuracy; at the last step it writes ``digits_report.json``,
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +36,7 @@ from recurrent.seq2seq import BOS, EOS
 from recurrent.speech import CTCModel, Frontend
 from recurrent.tasks import _seq2seq
 from recurrent.models import stack_kwargs
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Figure, Report, Task
 
 METHODS = ("ctc", "attention")
 TEST_SEED = 1_000_003  # the test utterances do not depend on the training seed
@@ -106,53 +104,30 @@ def _data_fields(t) -> tuple:
   return tuple((k, t[k]) for k in keys)
 
 
-def save_ctc_figure(path: Path, feats_TM: np.ndarray, probs_UV: np.ndarray, stack: int,
-                    ref: list, hyp: list) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, (a0, a1) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
-  T = feats_TM.shape[0]
-  a0.imshow(feats_TM.T, origin="lower", aspect="auto", cmap="magma",
-             extent=(0, T / 100, 0, feats_TM.shape[1]))
-  a0.set_ylabel("mel band")
-  a0.set_title(f"reference {''.join(map(str, ref))}   best path {''.join(map(str, hyp))}",
-               fontsize=10)
+def ctc_figure(feats_TM: np.ndarray, probs_UV: np.ndarray, stack: int, ref: list, hyp: list
+               ) -> Figure:
+  """The log-mel features over the CTC posteriors per output frame (blank grey), with the best
+  path's digits written where they start."""
   t = (np.arange(probs_UV.shape[0]) + 0.5) * stack / 100
-  a1.plot(t, probs_UV[:, 0], color="0.7", lw=1, label="blank")
-  for v in range(1, probs_UV.shape[1]):
-    a1.plot(t, probs_UV[:, v], lw=1.2)
-  path_U = probs_UV.argmax(-1)
-  prev = 0
-  for u, c in enumerate(path_U):
+  curves = [{"y": probs_UV[:, 0], "color": "0.7", "lw": 1, "label": "blank"}]
+  curves += [{"y": probs_UV[:, v], "lw": 1.2} for v in range(1, probs_UV.shape[1])]
+  texts, prev = [], 0
+  for u, c in enumerate(probs_UV.argmax(-1)):
     if c != 0 and c != prev:
-      a1.text(t[u], 1.03, str(c - 1), ha="center", fontsize=10, color="C3")
+      texts.append((float(t[u]), 1.03, str(c - 1)))
     prev = c
-  a1.set_ylim(0, 1.12)
-  a1.set_xlabel("time (s)")
-  a1.set_ylabel("CTC posterior")
-  a1.legend(loc="upper right", fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  return Figure("spectrogram_track", {
+      "spec_TM": feats_TM, "track_t": t, "curves": curves, "texts": texts, "ylim": (0, 1.12),
+      "spec_title": f"reference {''.join(map(str, ref))}   best path {''.join(map(str, hyp))}",
+      "track_ylabel": "CTC posterior", "figsize": (10, 5.5)})
 
 
-def save_alignment_figure(path: Path, weights_TS: np.ndarray, hyp: list, stack: int, ref: list
-                          ) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  S = weights_TS.shape[1]
-  fig, ax = plt.subplots(figsize=(10, 0.35 * len(hyp) + 1.8))
-  ax.imshow(weights_TS, cmap="gray_r", aspect="auto", vmin=0, extent=(0, S * stack / 100,
-                                                                      len(hyp) - 0.5, -0.5))
-  ax.set_yticks(range(len(hyp)), hyp)
-  ax.set_xlabel("time (s)")
-  ax.set_ylabel("output")
-  ax.set_title(f"attention over frames; reference {''.join(map(str, ref))}", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+def alignment_figure(weights_TS: np.ndarray, hyp: list, stack: int, ref: list) -> Figure:
+  """The attention of each output (rows) over the frames, on a time axis in seconds."""
+  return Figure("heatmap", {
+      "weights": weights_TS, "y_labels": hyp, "seconds": weights_TS.shape[1] * stack / 100,
+      "xlabel": "time (s)", "ylabel": "output", "title_size": 10,
+      "title": f"attention over frames; reference {''.join(map(str, ref))}"})
 
 
 def check_data_fields(t) -> None:
@@ -239,7 +214,7 @@ def build(config) -> Task:
       b, b_len, _ = ctc.prefix_beam_search(logits, n, t.beam_size, t.max_digits + 2)
       return g, g_len, b[:, 0], b_len[:, 0], jax.nn.softmax(logits, -1)
 
-    def report(params, step, workdir):
+    def report(params, step):
       x, n = all_features()
       outs = []
       for i in range(0, len(x), B):
@@ -259,16 +234,17 @@ def build(config) -> Task:
       print(f"step {step}: digit error rate {out['digit_error_rate']:.4f} (best path), "
             f"{out['digit_error_rate_beam']:.4f} (prefix beam {t.beam_size}); utterance accuracy "
             f"{out['utterance_accuracy']:.4f}")
+      rep = Report(scalars=out)
       if step >= config.num_steps:
-        _final(workdir, step, out, hyp_g)
+        _final(rep, step, out, hyp_g)
         i = int(np.argmax([len(r) for r in refs[:50]]))  # a long utterance among the first 50
         frames = test["audio_len"][i:i + 1] // audio.frame_params(data_lib.RATE)[1]
         spec = audio.normalise(audio.log_mel(test["audio"][i:i + 1], data_lib.RATE, t.n_mels),
                                jnp.asarray(frames))
         spec = np.asarray(spec)[0, :frames[0]]
-        save_ctc_figure(Path(workdir) / "ctc_posteriors.png", spec, probs[i, :n[i]],
-                        t.stack_frames, refs[i], hyp_g[i])
-      return out
+        rep.figures["ctc_posteriors.png"] = ctc_figure(spec, probs[i, :n[i]], t.stack_frames,
+                                                       refs[i], hyp_g[i])
+      return rep
 
     init = model.init
 
@@ -294,7 +270,7 @@ def build(config) -> Task:
           out.append(int(v) - 3)
       return out
 
-    def report(params, step, workdir):
+    def report(params, step):
       x, n = all_features()
       n = np.maximum(n, 1)
       g = decoder.greedy(params, x, n)
@@ -308,26 +284,27 @@ def build(config) -> Task:
       print(f"step {step}: digit error rate {out['digit_error_rate']:.4f} (greedy), "
             f"{out['digit_error_rate_beam']:.4f} (beam {config.decode.beam_size}); utterance "
             f"accuracy {out['utterance_accuracy']:.4f}")
+      rep = Report(scalars=out)
       if step >= config.num_steps:
-        _final(workdir, step, out, hyp_g)
+        _final(rep, step, out, hyp_g)
         i = int(np.argmax([len(r) for r in refs[:50]]))
         tok = np.asarray(g.tokens[i:i + 1])
         _, w = decoder.score(params, x[i:i + 1], n[i:i + 1], tok, np.asarray(g.lengths[i:i + 1]))
         labels = [str(d) for d in hyp_g[i]] + ["<eos>"]
-        save_alignment_figure(Path(workdir) / "attention_alignment.png",
-                              np.asarray(w)[0, :len(labels), :n[i]], labels, t.stack_frames,
-                              refs[i])
-      return out
+        rep.figures["attention_alignment.png"] = alignment_figure(
+            np.asarray(w)[0, :len(labels), :n[i]], labels, t.stack_frames, refs[i])
+      return rep
 
     init = model.init
 
-  def _final(workdir, step, out, hyps):
+  def _final(rep, step, out, hyps):
+    """The summary and the sample transcripts of the last step, into the report ``rep``."""
     summary = {"step": step, "method": t.method, "split": t.split, "test_utterances": len(refs),
                "test_digits": int(sum(len(r) for r in refs)), **out}
-    Path(workdir, "digits_report.json").write_text(json.dumps(summary, indent=1))
+    rep.json["digits_report.json"] = summary
     lines = [f"ref {''.join(map(str, r)):8s}  hyp {''.join(map(str, h))}"
              for r, h in list(zip(refs, hyps))[:NUM_SAMPLES]]
-    Path(workdir, "samples.txt").write_text("\n".join(lines) + "\n")
+    rep.texts["samples.txt"] = "\n".join(lines) + "\n"
     print("\n".join(lines))
 
   return Task(init_params=init, loss_fn=loss_fn, train_batch=train_batch,

@@ -16,13 +16,12 @@ the initial state, so the counts are the split's step counts (JSB: 13,807 /
 4,602 / 4,725).
 
 The trainer evaluates the valid split; ``report`` adds train and test NLL at
-the same parameters and writes ``music_prediction.png`` (a test piece and the
+the same parameters and returns ``music_prediction.png`` (a test piece and the
 model's note probabilities).
 """
 
 from __future__ import annotations
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +34,7 @@ from recurrent.data.paths import data_file
 from recurrent.layers import time_mask
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.tasks.base import Evaluator
-from recurrent.tasks.base import Task, dropout_rngs
+from recurrent.tasks.base import Figure, Report, Task, dropout_rngs
 
 
 def note_nll(logits_BTN: jax.Array, targets_BTN: jax.Array, lengths_B: jax.Array):
@@ -101,15 +100,16 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
   probs_fn = jax.jit(lambda params, x, lengths: jax.nn.sigmoid(
       model.apply({"params": params}, x, lengths)))
 
-  def report(params, step, workdir):
+  def report(params, step):
     out = {f"{split}_nll": evaluate(params, split_batches(split))["loss"] for split in ("train", "test")}
-    if t.figure and workdir:
+    rep = Report(scalars=out)
+    if t.figure:
       piece = rolls["test"][0]
       probs = np.asarray(probs_fn(params, shift_right(piece)[None].astype(np.float32),
                                   np.array([len(piece)], np.int32)))[0]
-      plot_prediction(piece, probs, os.path.join(workdir, "music_prediction.png"),
-                      f"{t.dataset} test piece 0, step {step}: test NLL {out['test_nll']:.3f}")
-    return out
+      rep.figures["music_prediction.png"] = prediction_figure(
+          piece, probs, f"{t.dataset} test piece 0, step {step}: test NLL {out['test_nll']:.3f}")
+    return rep
 
   return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=lambda: split_batches("valid"),
@@ -117,24 +117,12 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
               eval_metric="loss", eval_mode="min", report=report)
 
 
-def plot_prediction(roll_TN: np.ndarray, probs_TN: np.ndarray, path: str, title: str) -> None:
+def prediction_figure(roll_TN: np.ndarray, probs_TN: np.ndarray, title: str) -> Figure:
   """The true piano roll over the model's note probabilities (pitch on the vertical axis)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  active = np.flatnonzero(roll_TN.any(0) | (probs_TN.max(0) > 0.05))
-  lo, hi = (active.min(), active.max() + 1) if active.size else (0, NUM_NOTES)
-  fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-  for ax, data, name in ((axes[0], roll_TN, "notes played"), (axes[1], probs_TN, "p(note | past)")):
-    im = ax.imshow(data[:, lo:hi].T, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
-                   extent=(0, len(data), lo + 21 - 0.5, hi + 21 - 0.5))
-    ax.set_ylabel(f"MIDI pitch\n({name})")
-  axes[1].set_xlabel("time step (quarter notes)")
-  fig.colorbar(im, ax=axes, shrink=0.8)
-  axes[0].set_title(title)
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  return Figure("piano_roll", {
+      "rolls": [roll_TN, probs_TN], "titles": [title, ""], "title_size": None, "cmap": "magma",
+      "ylabels": ["MIDI pitch\n(notes played)", "MIDI pitch\n(p(note | past))"], "crop": True,
+      "colorbar": True, "sharex": True, "panel_height": 2.5})
 
 
 def build(config) -> Task:

@@ -15,18 +15,17 @@ here in Python from its definition:
 
 The trainer evaluates the dev split (``emerging.dev.conll``) and keeps the
 checkpoint with the best dev ``f1``; ``report`` adds dev precision/recall,
-test F1 and accuracy (``emerging.test.annotated``), and writes
+test F1 and accuracy (``emerging.test.annotated``), and returns
 ``test_samples.txt`` (test sentences with entities: word, gold, predicted).
 """
 
 from __future__ import annotations
 
-import os
 
 from recurrent.data.conll import NER_FILES, column, read_columns
 from recurrent.data.paths import data_file
-from recurrent.tasks._tagging import TaggingData, make_tagging_task, write_samples
-from recurrent.tasks.base import Task
+from recurrent.tasks._tagging import TaggingData, make_tagging_task, samples_text
+from recurrent.tasks.base import Report, Task
 
 
 def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
@@ -67,18 +66,19 @@ def make_task(config, splits: dict) -> Task:
   """The task on {'train'|'valid'|'test': (words, tags)} (tests pass made-up sentences)."""
   data = TaggingData(splits, config.task.min_count)
 
-  def report(params, predict, step, workdir):
+  def report(params, predict, step):
     dev = entity_f1(data.tags["valid"], predict(params, "valid"))
     test_pred = predict(params, "test")
     test = entity_f1(data.tags["test"], test_pred)
-    if workdir and config.task.num_samples:
+    out = Report(scalars={**dev, "test_f1": test["f1"], "test_precision": test["precision"],
+                          "test_recall": test["recall"]})
+    if config.task.num_samples:
       with_entities = [i for i, tags in enumerate(data.tags["test"]) if chunks(tags)]
       pick = with_entities[:config.task.num_samples]
-      write_samples(os.path.join(workdir, "test_samples.txt"), [data.words["test"][i] for i in pick],
-                    [data.tags["test"][i] for i in pick], [test_pred[i] for i in pick],
-                    len(pick), step)
-    return {**dev, "test_f1": test["f1"], "test_precision": test["precision"],
-            "test_recall": test["recall"]}
+      out.texts["test_samples.txt"] = samples_text(
+          [data.words["test"][i] for i in pick], [data.tags["test"][i] for i in pick],
+          [test_pred[i] for i in pick], len(pick), step)
+    return out
 
   return make_tagging_task(config, data, "f1", "max", report)
 

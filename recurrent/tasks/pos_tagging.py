@@ -6,17 +6,16 @@ The tagger (``_tagging``): lowercased word embedding + casing one-hot -> RNN
 (uni- or bidirectional) -> a tag distribution per token; the loss is the
 cross-entropy per real token and accuracy counts real tokens only (padding
 excluded). The trainer evaluates the dev split; ``report`` adds test
-accuracy and writes ``test_samples.txt`` (word, gold, predicted).
+accuracy and returns ``test_samples.txt`` (word, gold, predicted).
 """
 
 from __future__ import annotations
 
-import os
 
 from recurrent.data.conll import POS_FILES, column, read_columns
 from recurrent.data.paths import data_file
-from recurrent.tasks._tagging import TaggingData, make_tagging_task, write_samples
-from recurrent.tasks.base import Task
+from recurrent.tasks._tagging import TaggingData, make_tagging_task, samples_text
+from recurrent.tasks.base import Report, Task
 
 TAGSETS = {"upos": 1, "xpos": 2}  # the column of each tag set in the files
 
@@ -25,12 +24,13 @@ def make_task(config, splits: dict) -> Task:
   """The task on {'train'|'valid'|'test': (words, tags)} (tests pass made-up sentences)."""
   data = TaggingData(splits, config.task.min_count)
 
-  def report(params, predict, step, workdir):
-    if workdir and config.task.num_samples:
+  def report(params, predict, step):
+    out = Report()
+    if config.task.num_samples:
       n = config.task.num_samples
-      write_samples(os.path.join(workdir, "test_samples.txt"), data.words["test"][:n],
-                    data.tags["test"][:n], predict(params, "test")[:n], n, step)
-    return {}
+      out.texts["test_samples.txt"] = samples_text(data.words["test"][:n], data.tags["test"][:n],
+                                                   predict(params, "test")[:n], n, step)
+    return out
 
   return make_tagging_task(config, data, "accuracy", "max", report)
 

@@ -12,13 +12,10 @@ the exact-match rate of greedy and of beam decoding on the held-out set (the
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from recurrent.tasks import _seq2seq
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Report, Task
 
 VOCAB = 13
 
@@ -67,7 +64,7 @@ def build(config) -> Task:
       batch["teacher_forcing"] = np.float32(1.0)
       yield batch
 
-  def report(params, step, workdir):
+  def report(params, step):
     src, src_len, tgt_out, tgt_len = (test[k] for k in ("src", "src_len", "tgt_out", "tgt_len"))
     g = decoder.greedy(params, src, src_len)
     b = decoder.beam(params, src, src_len)
@@ -77,11 +74,10 @@ def build(config) -> Task:
     analysis = _seq2seq.error_analysis(decoder.normalised(ref_lp, tgt_len), b.scores[:, 0], b_ok)
     out = {"greedy_exact_match": float(g_ok.mean()), "beam_exact_match": float(b_ok.mean()),
            "beam_search_error_fraction": analysis["fraction_search"]}
-    (Path(workdir) / f"report_{step}.json").write_text(json.dumps({**out, **analysis}, indent=1))
     print(f"step {step}: exact match greedy {out['greedy_exact_match']:.4f}, beam "
           f"{out['beam_exact_match']:.4f}; beam errors {analysis['errors']} "
           f"({analysis['search_errors']} search, {analysis['model_errors']} model)")
-    return out
+    return Report(scalars=out, json={f"report_{step}.json": {**out, **analysis}})
 
   return Task(init_params=model.init, loss_fn=_seq2seq.make_loss_fn(model),
               train_batch=train_batch, eval_batches=eval_batches,

@@ -12,13 +12,12 @@ says is "usually better". The data (UCI Sentiment Labelled Sentences) has no
 published split, so ``recurrent.data.sentiment.stratified_split`` makes a
 deterministic train/valid/test split stratified by (source, label); the
 vocabulary comes from the training part only. The trainer selects on valid
-accuracy; ``report`` adds test accuracy at the same parameters and writes
+accuracy; ``report`` adds test accuracy at the same parameters and returns
 ``test_predictions.txt`` (sentences, gold labels, p(positive)).
 """
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import jax
@@ -32,7 +31,7 @@ from recurrent.data.sentiment import FOLDER, Example, load_sentences, stratified
 from recurrent.data.vocab import Vocab
 from recurrent.models import SequenceClassifier, rnn_kwargs
 from recurrent.tasks.base import Evaluator
-from recurrent.tasks.base import Task, dropout_rngs
+from recurrent.tasks.base import Report, Task, dropout_rngs
 
 SPLITS = ("train", "valid", "test")
 
@@ -116,17 +115,17 @@ def make_task(config, examples: list[Example]) -> Task:
   probs_fn = jax.jit(lambda params, x, lengths: jax.nn.softmax(
       model.apply({"params": params}, x, lengths))[:, 1])
 
-  def report(params, step, workdir):
+  def report(params, step):
     m = evaluate(params, split_batches("test"))
-    if workdir and t.num_samples:
+    rep = Report(scalars={"test_accuracy": m["accuracy"], "test_loss": m["loss"]})
+    if t.num_samples:
       idx = np.arange(min(t.num_samples, len(ids["test"])))
       batch = make_batch("test", idx)
       p = np.asarray(probs_fn(params, batch["inputs"], batch["lengths"]))
       lines = [f"# step {step}: gold label, p(positive), sentence (test split)"]
       lines += [f"{splits['test'][i].label}\t{p[i]:.3f}\t{splits['test'][i].text}" for i in idx]
-      with open(os.path.join(workdir, "test_predictions.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return {"test_accuracy": m["accuracy"], "test_loss": m["loss"]}
+      rep.texts["test_predictions.txt"] = "\n".join(lines) + "\n"
+    return rep
 
   return Task(init_params=init_params, loss_fn=loss_fn,
               train_batch=lambda step, rows=None: make_batch("train", order.indices(step), rows),

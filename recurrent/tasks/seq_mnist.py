@@ -28,7 +28,7 @@ import numpy as np
 
 from recurrent.data import mnist
 from recurrent.models import SequenceClassifier, rnn_kwargs
-from recurrent.tasks.base import Evaluator, Task, dropout_rngs, token_metrics
+from recurrent.tasks.base import Evaluator, Report, Task, dropout_rngs, token_metrics
 
 SIZES = (28, 14)
 
@@ -121,9 +121,9 @@ def build(config) -> Task:
 
   evaluate = Evaluator(loss_fn)
 
-  def report(params, step, workdir):
+  def report(params, step):
     metrics = evaluate(params, split_batches(x_test, y_test))
-    return {"test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"]}
+    return Report(scalars={"test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"]})
 
   return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=lambda: split_batches(x_valid, y_valid),

@@ -6,8 +6,8 @@ and the held-out points are the windows starting at t = 300..374 of
 ``sin(arange(400))``, which the training series never reaches. The model reads
 a window x_BT1 with a recurrent stack (a tanh RNN of 128 units by default)
 and maps the last hidden state to one number; the loss is the mean squared
-error. ``report`` saves ``sine_predictions.png`` (prediction vs actual on the
-held-out points) to the workdir.
+error. ``report`` returns the figure ``sine_predictions.png`` (prediction vs
+actual on the held-out points) for the trainer to write.
 
 Config fields (``config.task``): ``window`` (25), ``train_size`` (250),
 ``test_size`` (400), ``test_start`` (300).
@@ -15,14 +15,12 @@ Config fields (``config.task``): ``window`` (25), ``train_size`` (250),
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from recurrent.models import SequenceClassifier, rnn_kwargs
-from recurrent.tasks.base import Task, dropout_rngs
+from recurrent.tasks.base import Figure, Report, Task, dropout_rngs
 
 
 def windows(series: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,22 +76,15 @@ def build(config) -> Task:
 
   predict_jit = jax.jit(predict)
 
-  def report(params, step, workdir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+  def report(params, step):
     pred = np.asarray(predict_jit(params, x_test))[:, 0]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(y_test[:, 0], label="actual")
-    ax.plot(pred, "--", label="prediction")
-    ax.set_xlabel(f"held-out point (window start t = {t.test_start} + i)")
-    ax.set_ylabel("sin(t)")
-    ax.set_title(f"{config.model.cell}, step {step}: MSE {np.mean((pred - y_test[:, 0]) ** 2):.2e}")
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(Path(workdir) / "sine_predictions.png", dpi=100)
-    plt.close(fig)
-    return {"max_abs_error": float(np.max(np.abs(pred - y_test[:, 0])))}
+    figure = Figure("lines", {
+        "series": [{"y": y_test[:, 0], "label": "actual"},
+                   {"y": pred, "style": "--", "label": "prediction"}],
+        "xlabel": f"held-out point (window start t = {t.test_start} + i)", "ylabel": "sin(t)",
+        "title": f"{config.model.cell}, step {step}: MSE {np.mean((pred - y_test[:, 0]) ** 2):.2e}"})
+    return Report(scalars={"max_abs_error": float(np.max(np.abs(pred - y_test[:, 0])))},
+                  figures={"sine_predictions.png": figure})
 
   return Task(init_params=init_params, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=eval_batches, num_tokens=lambda b: b["x"].shape[0] * b["x"].shape[1],

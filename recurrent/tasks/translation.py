@@ -8,7 +8,7 @@ train step, the eval step and decoding each compile once.
 ``report`` decodes the first ``task.bleu_sentences`` held-out sentences
 greedily and returns their corpus BLEU (sacrebleu, on our lowercased word
 tokens, ``tokenize='none'``). At the last step (``num_steps``) it also runs
-beam search and writes to the workdir: ``translation_report.json`` (BLEU
+beam search and returns, for the trainer to write: ``translation_report.json`` (BLEU
 greedy and beam, BLEU by source length, the beam-search error analysis of
 seed 001), ``samples.txt`` (sample translations, also printed) and
 ``attention_<i>.png`` (alignment heatmaps of a few sentences, for the models
@@ -18,15 +18,13 @@ with attention).
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 
 import numpy as np
 
 from recurrent.data import batching
 from recurrent.data import translation as data_lib
 from recurrent.tasks import _seq2seq
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Figure, Report, Task
 
 NUM_HEATMAPS = 4
 NUM_SAMPLES = 12
@@ -65,21 +63,11 @@ def bleu_by_length(hyps, refs, src_lengths, min_count: int = 20) -> dict:
   return out
 
 
-def save_heatmap(weights_TS: np.ndarray, src: list[str], hyp: list[str], path: Path,
-                 title: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(0.45 * len(src) + 1.8, 0.4 * len(hyp) + 1.4))
-  ax.imshow(weights_TS, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
-  ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
-  ax.set_yticks(range(len(hyp)), hyp)
-  ax.set_xlabel("source (French)")
-  ax.set_ylabel("output (English)")
-  ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+def heatmap(weights_TS: np.ndarray, src: list[str], hyp: list[str], title: str) -> Figure:
+  """The alignment of an output (rows) over the source words (columns), as a figure to draw."""
+  return Figure("heatmap", {"weights": weights_TS, "x_labels": src, "y_labels": hyp, "vmax": 1.0,
+                            "xlabel": "source (French)", "ylabel": "output (English)",
+                            "title": title})
 
 
 def build(config) -> Task:
@@ -117,7 +105,7 @@ def build(config) -> Task:
   def words(ids) -> list[str]:
     return data.tgt_vocab.decode(ids, stop="<eos>")
 
-  def report(params, step, workdir):
+  def report(params, step):
     src, src_len = test["src"][:n_bleu], test["src_len"][:n_bleu]
     refs = data.test_tgt[:n_bleu]
     g = decoder.greedy(params, src, src_len)
@@ -125,8 +113,7 @@ def build(config) -> Task:
     out = {"bleu_greedy": bleu(hyps_g, refs)}
     print(f"step {step}: BLEU (greedy, {n_bleu} held-out sentences) {out['bleu_greedy']:.2f}")
     if step < config.num_steps:
-      return out
-    workdir = Path(workdir)
+      return Report(scalars=out)
     b = decoder.beam(params, src, src_len)
     hyps_b = [words(b.tokens[i, 0]) for i in range(n_bleu)]
     out["bleu_beam"] = bleu(hyps_b, refs)
@@ -142,12 +129,12 @@ def build(config) -> Task:
         "bleu_by_source_length_beam": bleu_by_length(hyps_b, refs, src_len),
         "error_analysis": analysis,
     }
-    (workdir / "translation_report.json").write_text(json.dumps(summary, indent=1))
+    rep = Report(scalars=out, json={"translation_report.json": summary})
     lines = []
     for i in np.linspace(0, n_bleu - 1, NUM_SAMPLES).astype(int):
       lines += [f"src:    {' '.join(data.test_src[i])}", f"ref:    {' '.join(refs[i])}",
                 f"greedy: {' '.join(hyps_g[i])}", f"beam:   {' '.join(hyps_b[i])}", ""]
-    (workdir / "samples.txt").write_text("\n".join(lines))
+    rep.texts["samples.txt"] = "\n".join(lines)
     print("\n".join(lines))
     print(f"BLEU greedy {out['bleu_greedy']:.2f}  beam {out['bleu_beam']:.2f}; beam errors "
           f"{analysis['errors']}: {analysis['search_errors']} search, "
@@ -161,9 +148,10 @@ def build(config) -> Task:
                            b.lengths[pick, 0])
       for j, i in enumerate(pick):
         hyp = words(b.tokens[i, 0]) + ["<eos>"]
-        save_heatmap(w[j, :len(hyp), :src_len[i]], data.test_src[i], hyp,
-                     workdir / f"attention_{j}.png", f"{config.model.attention} attention")
-    return out
+        rep.figures[f"attention_{j}.png"] = heatmap(
+            np.asarray(w[j, :len(hyp), :src_len[i]]), data.test_src[i], hyp,
+            f"{config.model.attention} attention")
+    return rep
 
   return Task(init_params=model.init, loss_fn=_seq2seq.make_loss_fn(model),
               train_batch=train_batch, eval_batches=eval_batches,

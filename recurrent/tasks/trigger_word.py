@@ -15,7 +15,7 @@ part of the noise, and ``num_background`` clips of pure background of
 ``max_seconds`` each. ``report`` scores detections at the event level
 (``recurrent.events``): precision, recall, F1 on the test clips, false
 alarms per minute on the pure background, latency; at the last step it
-writes ``trigger_report.json``, ``trigger_word.png`` and checks that
+returns ``trigger_report.json``, ``trigger_word.png`` and checks that
 streaming chunk by chunk gives the offline outputs.
 """
 
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +35,7 @@ from recurrent.data import speech as data_lib
 from recurrent.layers import time_mask
 from recurrent.speech import TriggerModel
 from recurrent.models import stack_kwargs
-from recurrent.tasks.base import Task
+from recurrent.tasks.base import Figure, Report, Task
 
 TEST_SEED = 2_000_003
 NORM_SEED = 3_000_017
@@ -88,33 +86,18 @@ _DATA_KEYS = ("trigger", "min_seconds", "max_seconds", "max_positives", "max_neg
               "snr_min", "snr_max", "label_frames", "min_trigger_gap_s")
 
 
-def save_figure(path: Path, spec_TM: np.ndarray, target_U: np.ndarray, prob_U: np.ndarray,
-                frame_s: float, dets: list, ends: list, threshold: float) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, (a0, a1) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
-  T = spec_TM.shape[0]
-  a0.imshow(spec_TM.T, origin="lower", aspect="auto", cmap="magma", extent=(0, T / 100, 0,
-                                                                            spec_TM.shape[1]))
-  a0.set_ylabel("mel band")
-  for e in ends:
-    a0.axvline(e, color="c", lw=1)
-  a0.set_title("log-mel spectrogram (cyan: end of a trigger word)", fontsize=10)
-  t = (np.arange(len(prob_U)) + 1) * frame_s
-  a1.fill_between(t, 0, target_U, step="pre", color="C2", alpha=0.3, label="target")
-  a1.plot(t, prob_U, color="C0", lw=1.2, label="model output")
-  a1.axhline(threshold, color="0.5", ls=":", lw=1)
-  for d in dets:
-    a1.axvline(d, color="C3", lw=1, ls="--")
-  a1.set_ylim(-0.02, 1.05)
-  a1.set_xlabel("time (s)")
-  a1.set_ylabel("p(trigger)")
-  a1.legend(loc="upper right", fontsize=8)
-  a1.set_title("output per frame (red dashes: detections)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+def figure(spec_TM: np.ndarray, target_U: np.ndarray, prob_U: np.ndarray, frame_s: float,
+           dets: list, ends: list, threshold: float) -> Figure:
+  """The clip's log-mel spectrogram (trigger ends marked) over the output per frame, the target,
+  the threshold and the detections."""
+  return Figure("spectrogram_track", {
+      "spec_TM": spec_TM, "track_t": (np.arange(len(prob_U)) + 1) * frame_s,
+      "curves": [{"y": prob_U, "color": "C0", "lw": 1.2, "label": "model output"}],
+      "fill": {"y": target_U, "label": "target"}, "hline": threshold,
+      "spec_marks_s": list(ends), "track_marks_s": list(dets), "ylim": (-0.02, 1.05),
+      "spec_title": "log-mel spectrogram (cyan: end of a trigger word)",
+      "track_title": "output per frame (red dashes: detections)", "track_ylabel": "p(trigger)",
+      "figsize": (11, 5)})
 
 
 def check_fields(t, m) -> None:
@@ -208,7 +191,7 @@ def build(config) -> Task:
   def detect(prob_list):
     return [events.detections(p, t.threshold, merge_gap, frame_s) for p in prob_list]
 
-  def report(params, step, workdir):
+  def report(params, step):
     p_test = predict(params, test)
     d_test = detect(p_test)
     ends_s = [[e / data_lib.RATE for e in ends] for ends in test_ends]
@@ -224,8 +207,8 @@ def build(config) -> Task:
     print(f"step {step}: trigger F1 {s['f1']:.4f} (precision {s['precision']:.4f}, recall "
           f"{s['recall']:.4f}, {s['events']} events); {fa:.3f} false alarms/min on "
           f"{bg_minutes:.1f} min of background; median latency {s['latency_median_s']:.3f} s")
+    rep = Report(scalars=out)
     if step >= config.num_steps:
-      workdir = Path(workdir)
       i = int(np.argmax([len(e) for e in test_ends[:20]]))
       # Streaming: the clip in chunks of 0.1 s through the carried state, against the offline run.
       L = int(test["audio_len"][i]) // model.samples_per_output * model.samples_per_output
@@ -243,12 +226,12 @@ def build(config) -> Task:
                  "test_seconds": seconds, "background_minutes": bg_minutes, **s,
                  "false_alarms_per_min_background": fa,
                  "streaming_max_abs_diff": stream_diff}
-      (workdir / "trigger_report.json").write_text(json.dumps(summary, indent=1))
+      rep.json["trigger_report.json"] = summary
       print(f"streaming (chunks of {chunk} samples) vs offline: max |diff| {stream_diff:.2e}")
       spec = np.asarray(audio.log_mel(test["audio"][i:i + 1, :L], data_lib.RATE, t.n_mels))[0]
-      save_figure(workdir / "trigger_word.png", spec, test["target"][i, :len(p_test[i])],
-                  p_test[i], frame_s, d_test[i], ends_s[i], t.threshold)
-    return out
+      rep.figures["trigger_word.png"] = figure(spec, test["target"][i, :len(p_test[i])], p_test[i],
+                                               frame_s, d_test[i], ends_s[i], t.threshold)
+    return rep
 
   return Task(init_params=model.init, loss_fn=loss_fn, train_batch=train_batch,
               eval_batches=lambda: batches(test),

@@ -6,7 +6,9 @@
 The workdir holds ``config.json`` (the resolved config; a restart with a
 config that differs in anything but ``num_steps`` fails listing the fields),
 ``checkpoints/`` (Orbax), ``metrics.jsonl`` and ``tb/`` (the same scalars),
-``loss_curve.png`` and ``final.json`` (written when the step budget is done).
+``loss_curve.png`` and ``final.json`` (written when the step budget is done),
+and the files of the task's report (``reports.write``: the task returns them
+as data, the loop writes them on process 0).
 
 A step is ``state, metrics = train_step(state, task.train_batch(step))``, jitted
 with the state donated. Metrics leave the device only every ``log_every``
@@ -36,6 +38,7 @@ from recurrent.training import checkpoint as checkpoint_lib
 from recurrent.training import distributed
 from recurrent.training import metrics as metrics_lib
 from recurrent.training import parallel
+from recurrent.training import reports
 from recurrent.training import state as state_lib
 from recurrent.training import workdir as workdir_lib
 from recurrent.training.optim import check_optim, make_optimizer
@@ -149,11 +152,20 @@ def _check_finite(state, ckpt) -> None:
 
 
 def _report(task: Task, params, step: int, workdir: Path) -> dict:
-  """``task.report``'s scalars, computed (and its files written) by process 0, known to every process."""
+  """``task.report``'s scalars, known to every process; process 0 computes it and writes its files.
+
+  The task returns a ``Report`` (scalars and files as data); ``reports.write``
+  puts its texts and figures into ``workdir``, each atomically.
+  """
   if task.report is None:
     return {}
-  report = lambda: {k: float(v) for k, v in
-                    (task.report(distributed.host_local(params), step, str(workdir)) or {}).items()}
+
+  def report():
+    out = reports.check(task.report(distributed.host_local(params), step),
+                        f"task.report at step {step}")
+    reports.write(out, workdir)
+    return {k: float(v) for k, v in out.scalars.items()}
+
   return distributed.run_on_main(report, f"task.report at step {step}")
 
 
