@@ -25,7 +25,7 @@ UNITS = music.UNITS                  # Chung et al. Table 1: 100 / 46 / 36 units
 CELLS = {"rnn": "rnn", "gru": "gru_reset_before", "lstm": "lstm"}  # the paper's GRU resets before W_hn
 SEEDS = (0, 1, 2)
 # Steps per set: what fits 36 runs in about 70 minutes of a shared 2-core CPU (docs/polyphonic_chung.md).
-STEPS = {"jsb": 2000, "nottingham": 1500, "musedata": 1000, "piano": 1000}
+STEPS = {"jsb": 3000, "nottingham": 3000, "musedata": 2000, "piano": 2000}
 EVALS = 5                            # evaluations (valid, plus train and test NLL) per run
 
 
