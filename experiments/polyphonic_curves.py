@@ -11,6 +11,7 @@ Runs of configs/chung_polyphonic.py; see docs/polyphonic_chung.md.
 
 import glob
 import json
+import re
 from pathlib import Path
 
 from absl import app, flags
@@ -39,7 +40,7 @@ def load_runs(pattern: str) -> list[dict]:
     if not steps:
       continue
     final = json.loads((wd / "final.json").read_text()) if (wd / "final.json").exists() else {}
-    runs.append({"dataset": config["task"]["dataset"], "cell": config["model"]["cell"].split("_")[0],
+    runs.append({"dataset": config["task"]["dataset"], "cell": re.split(r"[:_]", config["model"]["cell"])[0],
                  "seed": config["seed"], "steps": steps, "valid": valid,
                  "test": curve(records, "eval", "test_nll")[1], "best_step": final.get("best_step")})
   return runs

@@ -22,9 +22,11 @@ def test_cells_have_the_papers_unit_counts_and_about_20k_parameters(cell, units)
   task = music_task.make_task(config, make_rolls(3, counts=(8, 2, 2)))
   n = sum(x.size for x in jax.tree.leaves(jax.eval_shape(task.init_params, jax.random.key(0))))
   # Counted by hand (input, recurrent, bias per gate block; then the 88-way sigmoid output layer):
-  # the GRU also stores b_hn, unused (zero, no gradient) in the reset-before form
+  # the GRU also stores b_hn, unused (zero, no gradient) in the reset-before form; the LSTM has
+  # three diagonal peephole vectors (Chung et al. write V_i, V_f, V_o c as Graves 2013 does)
   gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
-  assert n == gates * (88 * units + units * units + units) + (units if cell == "gru" else 0) + units * 88 + 88
+  extra = {"rnn": 0, "gru": units, "lstm": 3 * units}[cell]
+  assert n == gates * (88 * units + units * units + units) + extra + units * 88 + 88
   assert 20_000 < n < 28_000
 
 
@@ -37,7 +39,7 @@ def test_dataset_variant_sets_windows_budget_and_evaluations():
     assert c.optim.name == "rmsprop" and c.optim.clip_norm == 1.0
   points = chung_polyphonic.get_sweep()
   assert len(points) == 9 and {(p["model.cell"], p["model.hidden_sizes"][0]) for p in points} == {
-      ("rnn", 100), ("gru_reset_before", 46), ("lstm", 36)}
+      ("rnn", 100), ("gru_reset_before", 46), ("lstm:peephole=true", 36)}
   assert sorted({p["seed"] for p in points}) == [0, 1, 2]
   with pytest.raises(ValueError, match="dataset"):
     chung_polyphonic.get_config("dataset=bach")
