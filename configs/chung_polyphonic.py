@@ -4,12 +4,13 @@
       python -m experiments.sweep configs/chung_polyphonic.py:dataset=$d --workdir=runs/chung/$d --parallel=2
     done                                            # 3 cells x 3 seeds per set
     python -m experiments.results_table --runs='runs/chung/*/*' --group_by=task.dataset,model.cell \\
-        --columns=best_step,train_nll,loss,test_nll,wall_s
+        --columns=num_steps,best_step,train_nll,loss,test_nll,wall_s
     python -m experiments.polyphonic_curves --workdirs='runs/chung/*/*' --out=docs/figures/polyphonic_chung.png
 
 Variants: ``dataset=jsb|nottingham|musedata|piano`` (the set, its step budget
-and its windows), ``cell=rnn|gru|lstm`` (with the paper's unit count:
-100 / 46 / 36), ``smoke``. Built on configs/music.py (same task, data and
+and its windows), ``cell=rnn|gru|lstm`` (with the paper's unit count,
+100 / 46 / 36, and its forms: the GRU resets before its recurrent matmul, the
+LSTM has peepholes), ``smoke``. Built on configs/music.py (same task, data and
 metric: NLL per time step in nats, summed over the 88 notes). What follows the
 paper and what does not is in docs/polyphonic_chung.md: RMSProp with the
 gradient norm rescaled to 1 and early stopping on the valid split (the best
