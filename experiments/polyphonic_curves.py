@@ -66,7 +66,7 @@ def plot(runs: list[dict], out: Path) -> None:
       if r["best_step"] in r["steps"]:
         i = r["steps"].index(r["best_step"])
         ax.plot([r["best_step"]], [r["valid"][i]], "*", color=c, markersize=9, markeredgecolor="k")
-    lows = [v for r in runs if r["dataset"] == s for v in r["valid"]]
+    lows = [v for r in runs if r["dataset"] == s for v in r["valid"] + r["test"]]
     ax.set_ylim(min(lows) - 0.3, min(lows) + 3.0)  # the first evaluations are far above the rest
     ax.set_title(TITLES[s])
     ax.set_xlabel("training step")
