@@ -67,7 +67,8 @@ def plot(runs: list[dict], out: Path) -> None:
         i = r["steps"].index(r["best_step"])
         ax.plot([r["best_step"]], [r["valid"][i]], "*", color=c, markersize=9, markeredgecolor="k")
     lows = [v for r in runs if r["dataset"] == s for v in r["valid"] + r["test"]]
-    ax.set_ylim(min(lows) - 0.3, min(lows) + 3.0)  # the first evaluations are far above the rest
+    worst_best = max(min(r["valid"]) for r in runs if r["dataset"] == s)
+    ax.set_ylim(min(lows) - 0.3, max(worst_best, min(lows) + 2.0) + 1.0)  # the first evals are far above
     ax.set_title(TITLES[s])
     ax.set_xlabel("training step")
     ax.grid(alpha=0.3)

@@ -101,7 +101,7 @@ def fmt(v) -> str:
   if v is None:
     return ""
   if isinstance(v, tuple):  # (mean, std) of a group
-    return fmt(v[0]) if v[1] is None else f"{v[0]:.4g} ± {v[1]:.2g}"
+    return fmt(v[0]) if not v[1] else f"{v[0]:.4g} ± {v[1]:.2g}"  # one run, or all equal
   if isinstance(v, float):
     return f"{v:.4g}"
   if isinstance(v, list):

@@ -79,7 +79,7 @@ def test_group_rows_mean_and_sample_std_over_seeds():
   assert std == pytest.approx(np.sqrt(((8 - 26 / 3) ** 2 + (8.5 - 26 / 3) ** 2 + (9.5 - 26 / 3) ** 2) / 2))
   assert out[1]["test_nll"] == (9.0, None) and results_table.fmt(out[1]["test_nll"]) == "9"
   assert out[0]["opt"] == ["adam", "rmsprop"] and out[1]["opt"] == "rmsprop"
-  assert results_table.fmt((8.6667, 0.7638)) == "8.667 ± 0.76"
+  assert results_table.fmt((8.6667, 0.7638)) == "8.667 ± 0.76" and results_table.fmt((3000.0, 0.0)) == "3000"
 
 
 def test_wall_seconds_from_absl_timestamps(tmp_path):
