@@ -22,6 +22,11 @@ DATASETS = ("jsb", "nottingham", "musedata", "piano")
 
 
 def get_config(arg=None):
+  return base.finalize(music_config(), arg, choices=CHOICES, smoke=[shrink_eval_batch])
+
+
+def music_config():
+  """The unlocked JSB LSTM config that the variants (and configs/chung_polyphonic.py) start from."""
   config = base.base_config()
   config.task.name = "music"
   config.task.dataset = "jsb"          # jsb | nottingham | musedata | piano
@@ -44,9 +49,7 @@ def get_config(arg=None):
   config.eval_every = 250
   config.checkpoint_every = 500
   config.keep_checkpoints = 1
-  return base.finalize(config, arg, choices={"cell": base.Choice(tuple(UNITS), set_cell),
-                                             "dataset": base.Choice(DATASETS, set_dataset)},
-                       smoke=[shrink_eval_batch])
+  return config
 
 
 def set_cell(config, cell):
@@ -60,6 +63,9 @@ def set_dataset(config, dataset):
   config.task.dataset = dataset
   config.task.train_crop = 0 if dataset == "jsb" else 200
   config.task.eval_batch_size = 32 if dataset == "jsb" else 8
+
+
+CHOICES = {"cell": base.Choice(tuple(UNITS), set_cell), "dataset": base.Choice(DATASETS, set_dataset)}
 
 
 def shrink_eval_batch(config):
