@@ -1,9 +1,10 @@
 """The speed benchmark: training-step throughput and peak memory against Flax and PyTorch.
 
     ./launch.sh bench                                  # the default run (a few minutes)
+    ./launch.sh bench --config.threads=1               # one thread per library (a shared machine)
     ./launch.sh bench --config=configs/benchmark.py:smoke    # seconds, tiny sizes
 
-Six suites, each in one process with the implementations interleaved:
+Seven suites, each in one process with the implementations interleaved:
   train     LSTM, GRU, Elman at (B, T, D, H) in ``sizes``: ours, ours_scan,
             flax (nn.RNN + LSTMCell/GRUCell/SimpleCell), flax_opt
             (OptimizedLSTMCell), torch (nn.LSTM/GRU/RNN).
@@ -19,6 +20,11 @@ Six suites, each in one process with the implementations interleaved:
             the harness's stateful train step against the same model in
             PyTorch (nn.Embedding + nn.LSTM + nn.Linear, hidden state detached
             per window) from the same weights (recurrent/bench/lm.py); words/s.
+  inference a word-level LSTM LM (vocabulary 10k, 2 x 256) answering online
+            (B = 1, latency per token), over a batch (tokens/s), and decoding
+            (greedy and beam search, tokens/s): ours against the same model, same
+            weights, in PyTorch (a Python loop of steps) and Flax
+            (recurrent/bench/inference.py).
   roofline  (on request) the train sizes with one matmul of the step's forward
             FLOPs as the core's practical peak; rows get gflops_per_s.
 Results: a table on stdout and ``benchmark.json`` in the workdir.
@@ -34,12 +40,13 @@ from configs import base
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.suites = ("train", "long", "parallel", "decode", "lm")  # also: roofline
+  config.suites = ("train", "long", "parallel", "decode", "lm", "inference")  # also: roofline
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
-  config.threads = 1                 # CPU threads for XLA and torch alike; 0 = each library's default.
-  # 1 by default: on a machine shared with other jobs, thread pools larger than the free
-  # cores collapse (torch's OpenMP barriers ran 10-100x slower at a load of 12 on 2 cores).
+  config.threads = 0                 # 0: each library's default threading, what a user gets.
+  # n > 0: n CPU threads for XLA and torch alike. On a machine shared with other jobs use 1:
+  # thread pools larger than the free cores collapse (torch's OpenMP barriers ran 10-100x
+  # slower at a load of 12 on 2 cores).
 
   config.train = ml_collections.ConfigDict()
   config.train.cells = ("lstm", "gru", "elman")
@@ -79,6 +86,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.lm.steps_per_rep = 10       # timed windows per implementation per repetition
   config.lm.reps = 7
 
+  config.inference = ml_collections.ConfigDict()  # recurrent/bench/inference.py
+  config.inference.modes = ("stream", "batch", "greedy", "beam")
+  config.inference.impls = ("ours", "torch", "flax")
+  config.inference.vocab_size, config.inference.embed_size = 10_000, 256
+  config.inference.hidden_size, config.inference.layers = 256, 2
+  config.inference.stream_tokens = 100   # B = 1: timed tokens per implementation per repetition
+  config.inference.batch = (64, 100)     # (B, T) of the batched forward pass
+  config.inference.decode = (16, 50)     # (B, T) of greedy and beam search
+  config.inference.beam_size = 5
+  config.inference.reps = 5
+
   base.apply_variants(config, arg, flags={"smoke": smoke})
   config.lock()
   return config
@@ -109,3 +127,9 @@ def smoke(config):
   config.lm.tokens = 40              # 6 windows per epoch: the smoke crosses an epoch boundary
   config.lm.steps_per_rep = 4
   config.lm.reps = 2
+  config.inference.vocab_size, config.inference.embed_size = 30, 4
+  config.inference.hidden_size, config.inference.layers = 6, 2
+  config.inference.stream_tokens = 3
+  config.inference.batch, config.inference.decode = (2, 5), (3, 4)
+  config.inference.beam_size = 2
+  config.inference.reps = 2

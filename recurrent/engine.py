@@ -29,6 +29,19 @@ then ends with
 elementwise work. Because it is a JVP rule, forward-mode autodiff (``jax.jvp``,
 ``jax.jacfwd``) and higher derivatives work through it; the rule is plain JAX.
 
+What the forward scan saves per step (memory traffic is most of a step's
+non-matmul time on a CPU): ``post`` runs under ``jax.checkpoint`` with a
+policy that keeps only the outputs of transcendental functions (sigmoid,
+tanh, exp, ...), so adds, products and the derivatives built from them
+(s (1 - s), 1 - tanh^2) are recomputed in the backward loop from those; a
+residual that is xp_t, h_{t-1} or a parameter is read where it already is
+instead of being saved again. For a cell whose ``post`` reads xp and u only
+through xp + u (``Cell.post_reads_sum``: LSTM, Elman), dxp_t and W's part of
+du_t enter the tangent scan as one input, so the backward loop writes one
+cotangent per step where it would write two equal ones. LSTM: 8 [B, H]
+arrays written per step by the forward scan (13 before, plus duplicates) and
+one [B, 4H] by the backward (two before).
+
 Which parameters ``post`` reads is found by tracing it once (``_post_param_keys``):
 only those enter the loop, so a cell whose ``post`` reads no parameter (an LSTM
 without peepholes) carries no parameter cotangent through the backward loop.
@@ -36,10 +49,7 @@ without peepholes) carries no parameter cotangent through the backward loop.
 Masking: ``mask_TB`` (True at valid steps); a padded step leaves the carry as
 it was and outputs zero.
 
-Speed, measured when this replaced the hand-written per-cell backward passes
-(CPU, one thread): 5-14% slower than they were for LSTM and GRU, as the
-linearisation saves more residuals per step (about 12 [B, H] arrays for an
-LSTM, against 7 H-widths by hand). Closing that gap is open work.
+Speed: docs/PERFORMANCE.md ("The engine against the hand-written backward").
 """
 
 from __future__ import annotations
@@ -99,39 +109,64 @@ def _hoist_residuals(linear_fn, example_args):
   return f, tuple(closed.consts)
 
 
+# Primitives whose outputs the forward scan keeps for the backward loop (``_post_policy``).
+_TRANSCENDENTAL = frozenset({"logistic", "tanh", "exp", "log", "log1p", "expm1", "sin", "cos",
+                             "sqrt", "rsqrt", "erf", "pow"})
+
+
+def _post_policy(prim, *args, **params) -> bool:
+  """Save a transcendental's output; recompute the rest (adds, products, slices) when needed."""
+  del args, params
+  return prim.name in _TRANSCENDENTAL
+
+
 @_recurrence.defjvp
 def _recurrence_jvp(cell, unroll, primals, tangents):
   W, params, xp_TBG, mask_TB, carry0 = primals
   dW, dparams, dxp_TBG, _, dcarry0 = tangents
   linear = []  # post's linearisation, the same function at every step (traced once)
+  post = jax.checkpoint(cell.post, prevent_cse=False, policy=_post_policy)
+  param_leaves = jax.tree.leaves(params)
 
   def body(carry, inputs):
     xp_BG, m_B = inputs
+    h_BH = cell.hidden(carry)
     u_BG = _matmul(cell, W, carry)
-    (new, y_BH), post_lin = jax.linearize(cell.post, params, carry, xp_BG, u_BG)
+    (new, y_BH), post_lin = jax.linearize(post, params, carry, xp_BG, u_BG)
     f, residuals = _hoist_residuals(post_lin, (dparams, carry, xp_BG, u_BG))
-    linear.append(f)
+    # A residual that is xp_t, h_{t-1} or a parameter is read from outside the scan, not saved.
+    known = {id(xp_BG): 0, id(h_BH): 1, **{id(v): 2 + i for i, v in enumerate(param_leaves)}}
+    where = tuple(known.get(id(r), -1) for r in residuals)
+    linear.append((f, where))
     new, y_BH = _masked(m_B, new, carry, y_BH)
-    return new, (y_BH, cell.hidden(carry), residuals)
+    return new, (y_BH, h_BH, tuple(r for r, w in zip(residuals, where) if w < 0))
 
-  carryT, (ys_TBH, H_prev, residuals_T) = jax.lax.scan(body, carry0, (xp_TBG, mask_TB),
-                                                       unroll=unroll)
-  post_lin = linear[0]
+  carryT, (ys_TBH, H_prev, saved_T) = jax.lax.scan(body, carry0, (xp_TBG, mask_TB),
+                                                   unroll=unroll)
+  post_lin, where = linear[0]
   dU_TBG = None if W is None else H_prev @ dW   # the part of du_t from dW, for every step at once
+  if W is not None and cell.post_reads_sum and dxp_TBG.dtype == dU_TBG.dtype:
+    # post reads xp + u only, so its linearisation does too: dxp_t + dU_t enters as one input,
+    # and the backward loop writes one cotangent per step for both (not two equal ones).
+    dxp_TBG, dU_TBG = dxp_TBG + dU_TBG, None
   # dh @ W written as a contraction with W^T: its transpose, in the backward loop, is then a
   # plain du @ W^T with W^T laid out once here (measured faster on XLA:CPU than transposing W
   # inside the loop).
   W_T = None if W is None else W.T
 
   def tangent_body(dcarry, inputs):
-    m_B, dxp_BG, dU_BG, residuals = inputs
-    du_BG = None if W is None else (
-        _times_transposed(cell.hidden(dcarry), W_T) + dU_BG)
+    m_B, dxp_BG, dU_BG, xp_BG, h_BH, saved = inputs
+    du_BG = None if W is None else _times_transposed(cell.hidden(dcarry), W_T)
+    if dU_BG is not None:
+      du_BG = du_BG + dU_BG
+    it = iter(saved)
+    residuals = [next(it) if w < 0 else xp_BG if w == 0 else h_BH if w == 1 else
+                 param_leaves[w - 2] for w in where]
     dnew, dy_BH = post_lin(dparams, dcarry, dxp_BG, du_BG, residuals)
     return _masked(m_B, dnew, dcarry, dy_BH)
 
-  dcarryT, dys_TBH = jax.lax.scan(tangent_body, dcarry0, (mask_TB, dxp_TBG, dU_TBG, residuals_T),
-                                  unroll=unroll)
+  dcarryT, dys_TBH = jax.lax.scan(
+      tangent_body, dcarry0, (mask_TB, dxp_TBG, dU_TBG, xp_TBG, H_prev, saved_T), unroll=unroll)
   return (carryT, ys_TBH), (dcarryT, dys_TBH)
 
 

@@ -48,3 +48,20 @@ def test_roofline_rows_carry_flop_rates():
   for r in rows:   # the LSTM step: 3 x 2 B T (D + H) 4 H FLOPs (the gemm row: the forward's third)
     flops = 2.0 * B * T * (D + H) * 4 * H * (1 if r["impl"] == "gemm" else 3)
     assert abs(r["gflops_per_s"] - flops / (r["ms_per_step"] * 1e-3) / 1e9) < 1e-9
+
+
+def test_inference_suite_runs_and_the_three_models_agree():
+  """Smoke (no timing asserted): every mode runs, and ours, Flax and PyTorch (same weights)
+  compute the same numbers: logits, greedy and beam log-probabilities."""
+  config = benchmark_config.get_config("smoke")
+  rows = suites.inference(config, log=lambda msg: None)
+  by_mode = {}
+  for r in rows:
+    by_mode.setdefault(r["cell"], {})[r["impl"]] = r["final_loss"]
+    assert r["tokens_per_s"] > 0 and len(r["seconds"]) == 2
+  assert set(by_mode) == {"stream", "batch", "greedy", "beam2"}
+  for mode, values in by_mode.items():
+    want = {"ours", "flax"} | ({"torch"} if importlib.util.find_spec("torch") else set())
+    assert set(values) == want, (mode, values)
+    for impl, v in values.items():
+      assert abs(v - values["ours"]) < 1e-4 * max(1.0, abs(values["ours"])), (mode, values)

@@ -139,8 +139,37 @@ def lm(config, log: Log) -> list[dict]:
   return rows
 
 
+def inference(config, log: Log) -> list[dict]:
+  """A word-level LSTM LM answering online (B = 1, per token), over a batch, and decoding:
+  ours against the same model in PyTorch and Flax (recurrent.bench.inference).
+
+  Rows: cell = the mode (stream, batch, greedy, beam<K>), D = the embedding size. stream: one
+  step is one token (ms/step is the latency); greedy/beam: tokens = B * T output tokens.
+  """
+  from recurrent.bench import inference as inf
+  c = config.inference
+  names = available(c.impls, log)
+  V, E, H, L = c.vocab_size, c.embed_size, c.hidden_size, c.layers
+  shapes = {"stream": (1, c.stream_tokens), "batch": tuple(c.batch),
+            "greedy": tuple(c.decode), "beam": tuple(c.decode)}
+  rows = []
+  for mode in c.modes:
+    if mode not in inf.MODES:
+      raise ValueError(f"inference.modes: unknown mode {mode!r}; valid modes are {inf.MODES}")
+    B, T = shapes[mode]
+    label = f"beam{c.beam_size}" if mode == "beam" else mode
+    log(f"inference {label} V={V} E={E} H={L}x{H} B={B} T={T}: building {names}")
+    runners = {i: (label, inf.build(mode, i, B, T, V, E, H, L, c.beam_size, config.seed))
+               for i in names}
+    size = (1, 1, E, H) if mode == "stream" else (B, T, E, H)
+    rows += _measure("infer", runners, size, "ours", config, c.reps, log,
+                     steps_per_rep=c.stream_tokens if mode == "stream" else 1)
+  return rows
+
+
 SUITES = {"train": train, "long": long, "parallel": parallel, "decode": decode,
-          "roofline": roofline, "lm": lm}
+          "roofline": roofline, "lm": lm,
+          "inference": inference}
 
 
 def run(config, log: Log) -> list[dict]:

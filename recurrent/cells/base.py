@@ -145,6 +145,9 @@ class Cell:
   param_dtype: Any = jnp.float32
 
   num_gates = 1  # blocks in the fused gate matrices; overridden by subclasses
+  # True when ``post`` reads xp and u only through their sum xp + u (an LSTM, an Elman RNN): the
+  # engine then feeds the tangent of W's part of u in with xp's, one input instead of two.
+  post_reads_sum = False
 
   def __post_init__(self):
     check_positive_int("input_size", self.input_size)

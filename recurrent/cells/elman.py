@@ -27,6 +27,7 @@ class Elman(Cell):
   activation: str = "tanh"
 
   num_gates = 1
+  post_reads_sum = True
 
   def __post_init__(self):
     super().__post_init__()

@@ -52,6 +52,7 @@ class LSTM(Cell):
   chrono: int = 0              # > 0: chrono init with this T_max (module docstring)
 
   num_gates = 4
+  post_reads_sum = True
 
   def __post_init__(self):
     super().__post_init__()
