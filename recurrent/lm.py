@@ -34,6 +34,33 @@ from recurrent.layers import Stack
 Array = jax.Array
 
 
+@jax.custom_vjp
+def project(h_NH: Array, W_HV: Array) -> Array:
+  """h W, whose weight gradient h^T dlogits is computed from a materialised h^T.
+
+  The same product as ``h_NH @ W_HV``, and the same gradients; only the
+  backward pass is written out: autodiff's h^T dlogits is a dot contracting
+  the first axes of both operands, for which XLA's CPU backend transposes the
+  [N, V] dlogits (16 MB for PTB's 400 x 10,000 window) and calls a slower
+  matmul; transposing the small [N, H] h instead (kept from being folded back
+  into the dot by an optimization barrier) makes it an ordinary matmul.
+  """
+  return h_NH @ W_HV
+
+
+def _project_fwd(h_NH, W_HV):
+  return h_NH @ W_HV, (h_NH, W_HV)
+
+
+def _project_bwd(residuals, d_NV):
+  h_NH, W_HV = residuals
+  hT_HN = jax.lax.optimization_barrier(h_NH.T)
+  return (d_NV @ W_HV.T).astype(h_NH.dtype), (hT_HN @ d_NV).astype(W_HV.dtype)
+
+
+project.defvjp(_project_fwd, _project_bwd)
+
+
 def _dropout(rng: Array, rate: float, x: Array, shape: tuple[int, ...]) -> Array:
   """Inverted dropout of ``x`` with a mask of ``shape`` (broadcast over x's size-1 axes)."""
   keep = jax.random.bernoulli(rng, 1.0 - rate, shape)
@@ -119,7 +146,8 @@ class StreamLM:
     if train and self.dropout > 0:
       h_BTH = _dropout(keys[3], self.dropout, h_BTH, mask_shape(h_BTH.shape[-1]))
     W_HV = params["embed"].T if self.tie_weights else params["head"]["W"]
-    return h_BTH @ W_HV + params["head"]["b"][None, None, :], carries
+    logits_BTV = project(h_BTH.reshape(B * T, -1), W_HV).reshape(B, T, -1)
+    return logits_BTV + params["head"]["b"][None, None, :], carries
 
   def step(self, params: dict, tokens_B: Array, carries: Any) -> tuple[Array, list]:
     """One token ahead, the decoding callback: (logits [B, V], carries)."""

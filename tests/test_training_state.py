@@ -146,3 +146,36 @@ def test_decay_steps_sets_the_schedule_length():
   sched = make_schedule(optim(schedule="cosine", learning_rate=1.0, decay_steps=4), 100)
   np.testing.assert_allclose([sched(s) for s in (0, 2, 4, 50)], [1.0, 0.5, 0.0, 0.0], atol=1e-6)
   assert tx is not None
+
+
+@pytest.mark.parametrize("clip_value", [0.0, 0.3])
+def test_logged_norms_equal_the_norms_of_jax_grad_and_the_optax_chain(clip_value):
+  """The norms the step derives cheaply equal those of the gradient from jax.grad, clipped by
+  the optax transformations themselves (the clipped copy the step no longer builds)."""
+  import optax
+  task, opt = linear_task(scale=50.0), optim(clip_norm=0.5, clip_value=clip_value)
+  tx = make_optimizer(opt, 10)
+  state = state_lib.init_state(task, tx, seed=2)
+  b = batch()
+  g = jax.grad(lambda p: task.loss_fn(p, b, None)[0])(state.params)
+  clipped = g
+  if clip_value:
+    clipped, _ = optax.clip(clip_value).update(clipped, optax.EmptyState())
+  clipped, _ = optax.clip_by_global_norm(0.5).update(clipped, optax.EmptyState())
+  new, m = jax.jit(state_lib.make_train_step(task, tx, opt))(state, b)
+  np.testing.assert_allclose(m["grad_norm"], optax.tree.norm(g), rtol=1e-6)
+  np.testing.assert_allclose(m["grad_norm_clipped"], optax.tree.norm(clipped), rtol=1e-6)
+  assert float(optax.tree.norm(clipped)) < float(m["grad_norm"])   # clipping was active
+  delta = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+  np.testing.assert_allclose(m["update_norm"], optax.tree.norm(delta), rtol=1e-5)
+  np.testing.assert_allclose(m["update_norm"], 0.1 * optax.tree.norm(clipped), rtol=1e-5)
+  np.testing.assert_allclose(m["param_norm"], optax.tree.norm(new.params), rtol=1e-6)
+
+
+def test_nonfinite_gradient_logs_a_nan_clipped_norm():
+  task, opt = linear_task(), optim(clip_norm=0.5)
+  tx = make_optimizer(opt, 10)
+  bad = batch(1)
+  bad["y"][0, 0] = np.inf
+  _, m = jax.jit(state_lib.make_train_step(task, tx, opt))(state_lib.init_state(task, tx, 0), bad)
+  assert not np.isfinite(float(m["grad_norm"])) and not np.isfinite(float(m["grad_norm_clipped"]))

@@ -13,7 +13,12 @@ loop checks it whenever metrics leave the device and stops naming that step.
 Logged norms (Pascanu et al. 2013 for clipping): ``grad_norm`` is the global
 L2 norm of the raw gradient, ``grad_norm_clipped`` after the config's value
 and global-norm clipping, ``update_norm`` of the optimiser's update and
-``param_norm`` of the new parameters.
+``param_norm`` of the new parameters. They cost little beside the update:
+``grad_norm`` is the same expression as the one ``optax.clip_by_global_norm``
+computes inside the optimiser (XLA computes it once), and the clipped norm is
+derived from it, ``min(||g||, c)``, instead of being a norm of a clipped copy
+of the gradient (with value clipping: one norm of the value-clipped gradient,
+then the same minimum).
 
 A stateful task (``task.initial_carry`` set; see ``recurrent.tasks.base``)
 keeps its recurrent carry in ``state.carry``: each step starts from it and
@@ -60,13 +65,20 @@ def init_state(task: Task, tx: optax.GradientTransformation, seed: int,
   return init(jax.random.key_data(jax.random.key(seed)))
 
 
-def clip_gradients(grads, optim):
-  """The gradient after the config's clipping, as the optimiser chain sees it (for logging)."""
+def clipped_norm(grads, grad_norm: jax.Array, optim) -> jax.Array:
+  """||g|| after the config's clipping, as the optimiser chain clips it, from ``grad_norm`` = ||g||.
+
+  Global-norm clipping scales g by c / ||g|| when ||g|| >= c, so the clipped
+  norm is min(||g||, c) (Pascanu et al. 2013); value clipping is
+  elementwise, so its norm is one reduction over the value-clipped gradient.
+  """
+  norm = grad_norm
   if optim.clip_value > 0:
-    grads, _ = optax.clip(optim.clip_value).update(grads, optax.EmptyState())
-  if optim.clip_norm > 0:
-    grads, _ = optax.clip_by_global_norm(optim.clip_norm).update(grads, optax.EmptyState())
-  return grads
+    v = optim.clip_value
+    norm = optax.tree.norm(jax.tree.map(lambda g: jnp.clip(g, -v, v), grads))
+  if optim.clip_norm > 0:  # a non-finite gradient has no clipped norm (optax's copy is NaN too)
+    norm = jnp.where(jnp.isfinite(norm), jnp.minimum(norm, optim.clip_norm), jnp.nan)
+  return norm
 
 
 def means(metrics) -> dict:
@@ -87,9 +99,9 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
       (loss, (task_metrics, carry)), grads = jax.value_and_grad(
           lambda p: task.loss_fn(p, batch, rng, state.carry), has_aux=True)(state.params)
       carry = jax.lax.stop_gradient(carry)
+    grad_norm = optax.tree.norm(grads)  # the expression clip_by_global_norm computes: XLA shares it
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    grad_norm = optax.tree.norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
@@ -99,7 +111,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, optim):
         **means(task_metrics),
         "loss": loss,
         "grad_norm": grad_norm,
-        "grad_norm_clipped": optax.tree.norm(clip_gradients(grads, optim)),
+        "grad_norm_clipped": clipped_norm(grads, grad_norm, optim),
         "update_norm": optax.tree.norm(updates),
         "param_norm": optax.tree.norm(params),
     }
