@@ -85,4 +85,5 @@ def get_sweep():
   Mean and spread over the seeds: ``python -m experiments.results_table --runs='runs/smnist14/*'
   --group_by=model.cell --columns=best_step,accuracy,test_accuracy,wall_s``.
   """
-  return {"model.cell": list(CELLS), "seed": list(SEEDS)}
+  # seed-major, so a sweep cut short still has every cell at seed 0
+  return [{"model.cell": cell, "seed": seed} for seed in SEEDS for cell in CELLS]
