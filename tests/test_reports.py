@@ -104,6 +104,9 @@ FIGURES = {
                        "weights": [rng.random((2, 8)), rng.random((3, 8))],
                        "words": [["one", "<eos>"], ["two", "three", "<eos>"]],
                        "row_titles": ["right", "wrong; ref:\none"], "grid": (2, 4), "title": "t"},
+    "bars": {"groups": ["lstm", "gru"], "series": [{"label": "a", "values": [[0.8, 0.82, 0.81], [0.7]]},
+                                                    {"label": "b", "values": [[], [0.5, 0.6]]}],
+             "ylabel": "accuracy", "ylim": (0, 1)},
 }
 
 

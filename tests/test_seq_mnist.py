@@ -100,3 +100,38 @@ def test_bad_config_values_are_named(data_dir):
   config.task.data_dir = data_dir + "/nowhere"
   with pytest.raises(FileNotFoundError, match="mnist"):
     get_task(config)
+
+
+def test_step_budgets_and_the_sweep_over_every_cell():
+  from recurrent.cells import CELLS
+  config = seq_mnist_config.get_config("size=14,steps=2000")
+  assert (config.num_steps, config.eval_every, config.checkpoint_every) == (2000, 1000, 1000)
+  points = seq_mnist_config.get_sweep()
+  assert len(points) == 21 and len({(p["model.cell"], p["seed"]) for p in points}) == 21
+  assert {p["model.cell"] for p in points} <= set(CELLS)
+  assert [p["seed"] for p in points[:7]] == [0] * 7  # seed 0 of every cell first
+
+
+def test_figure_groups_finished_runs_by_cell_at_their_best_step(tmp_path):
+  import json
+  from experiments import seq_mnist_figure
+
+  def run(name, cell, accuracies, finished=True):
+    wd = tmp_path / name
+    wd.mkdir()
+    (wd / "config.json").write_text(json.dumps({"model": {"cell": cell}}))
+    rows = [{"kind": "eval", "step": 500 * (i + 1), "accuracy": a, "test_accuracy": a - 0.01}
+            for i, a in enumerate(accuracies)]
+    (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if finished:
+      best = 500 * (1 + max(range(len(accuracies)), key=accuracies.__getitem__))
+      (wd / "final.json").write_text(json.dumps({"best_step": best, "step": 500 * len(accuracies)}))
+
+  run("a0", "lstm", [0.5, 0.9])
+  run("a1", "lstm", [0.8, 0.7])  # best at step 500
+  run("a2", "gru", [0.3, 0.4])
+  run("a3", "gru", [0.2], finished=False)
+  cells, series, unfinished = seq_mnist_figure.collect([("pixel", str(tmp_path / "a*"))], "test_accuracy")
+  assert cells == ["lstm", "gru"] and [p.name for p in unfinished] == ["a3"]
+  np.testing.assert_allclose(series[0]["values"][0], [0.89, 0.79])
+  np.testing.assert_allclose(series[0]["values"][1], [0.39])

@@ -12,6 +12,8 @@ the library that imports matplotlib. The kinds are the few the tasks use:
   piano_roll         stacked [T, notes] panels in [0, 1] (true notes, p(note), samples)
   attention_grid     images, each followed by its attention map per emitted word
                      (image captioning)
+  bars               grouped bars, mean with a ± std error bar and each seed as a dot
+                     (several seeds per model and setting: sequential MNIST)
 
 Each writes a PNG atomically (a temporary file in the same folder, then a
 rename), so a reader never sees half a figure; ``save`` does the same for a
@@ -188,9 +190,39 @@ def attention_grid(path, images: Sequence[np.ndarray], weights: Sequence[np.ndar
   return save(fig, path, dpi)
 
 
+def bars(path, groups: Sequence[str], series: Sequence[Mapping[str, Any]], title: str = "",
+         ylabel: str = "", ylim=None, figsize=(9, 3.8), dpi: int = 100) -> Path:
+  """Grouped bars: one group per name in ``groups``, one bar per series in each.
+
+  Each of ``series`` is {"label", "values"}: ``values[g]`` is the sequence of
+  one group's observations (one per seed; empty: no bar). A bar is their mean,
+  its error bar the sample standard deviation (n - 1; none for one value), and
+  every observation is drawn as a dot on it.
+  """
+  fig, ax = plt.subplots(figsize=figsize)
+  width = 0.8 / max(len(series), 1)
+  for i, s in enumerate(series):
+    x0 = np.arange(len(groups)) - 0.4 + (i + 0.5) * width
+    means = [np.mean(v) if len(v) else np.nan for v in s["values"]]
+    stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in s["values"]]
+    ax.bar(x0, means, width * 0.9, yerr=stds, capsize=2, label=s.get("label"))
+    for x, v in zip(x0, s["values"]):
+      ax.plot([x] * len(v), v, ".", color="black", markersize=3)
+  ax.set_xticks(np.arange(len(groups)), groups)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  if any(s.get("label") for s in series):
+    ax.legend(fontsize=8)
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  return save(fig, path, dpi)
+
+
 KINDS: dict[str, Callable[..., Path]] = {
     "lines": lines, "heatmap": heatmap, "spectrogram_track": spectrogram_track,
-    "piano_roll": piano_roll, "attention_grid": attention_grid}
+    "piano_roll": piano_roll, "attention_grid": attention_grid, "bars": bars}
 
 
 def draw(figure, path: str | os.PathLike) -> Path:

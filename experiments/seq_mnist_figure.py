@@ -1,0 +1,74 @@
+"""Sequential MNIST: test accuracy of every cell, one bar per variant, mean ± std over seeds, seeds as dots.
+
+    python -m experiments.seq_mnist_figure --out=docs/figures/seq_mnist.png \\
+        --variant='pixel, 14 x 14=runs/smnist14/*' --variant='permuted, 14 x 14=runs/psmnist14/*' \\
+        --variant='pixel, 28 x 28=runs/smnist28/*'
+
+Each ``--variant`` is ``LABEL=GLOB`` of run workdirs (the sweeps of
+``configs/seq_mnist.py``); a run counts once it finished (``final.json``), at
+its best checkpoint by held-out accuracy (``experiments.results_table``'s
+``best_row``), and is grouped by ``model.cell``. Unfinished runs are listed,
+not drawn. See docs/seq_mnist.md.
+"""
+
+import glob
+from pathlib import Path
+
+from absl import app, flags
+
+from experiments.results_table import best_row
+from recurrent.training import plots
+
+flags.DEFINE_multi_string("variant", [], "LABEL=GLOB of run workdirs (repeatable)")
+flags.DEFINE_string("out", None, "the PNG to write")
+flags.DEFINE_string("metric", "test_accuracy", "the eval metric drawn (at each run's best step)")
+flags.mark_flags_as_required(["out"])
+FLAGS = flags.FLAGS
+
+NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "tanh RNN", "rnn": "tanh RNN", "irnn": "IRNN",
+         "lru": "LRU", "rg_lru": "RG-LRU", "min_gru": "minGRU", "min_lstm": "minLSTM"}
+
+
+def collect(variants: list[tuple[str, str]], metric: str) -> tuple[list[str], list[dict], list[Path]]:
+  """(cells, series, unfinished): per variant {"label", "values": [per cell: the runs' metric]}.
+
+  Cells are in the order first seen (the sweep's order), across all variants.
+  """
+  rows, unfinished = {}, []
+  for label, pattern in variants:
+    rows[label] = []
+    for wd in sorted(Path(p) for p in glob.glob(pattern)):
+      row = best_row(wd)
+      if row is None:
+        unfinished.append(wd)
+      else:
+        rows[label].append(row)
+  cells = list(dict.fromkeys(r["model.cell"] for rs in rows.values() for r in rs))
+  series = [{"label": label, "values": [[float(r[metric]) for r in rs if r["model.cell"] == c] for c in cells]}
+            for label, rs in rows.items()]
+  return cells, series, unfinished
+
+
+def main(argv):
+  del argv
+  variants = []
+  for v in FLAGS.variant:
+    if "=" not in v:
+      raise app.UsageError(f"--variant: expected LABEL=GLOB, got {v!r}")
+    variants.append(tuple(v.split("=", 1)))
+  if not variants:
+    raise app.UsageError("--variant: give at least one LABEL=GLOB")
+  cells, series, unfinished = collect(variants, FLAGS.metric)
+  if not cells:
+    raise app.UsageError(f"--variant: no finished run matches {[g for _, g in variants]}")
+  for wd in unfinished:
+    print(f"not finished (left out): {wd}")
+  n = {s["label"]: sum(map(len, s["values"])) for s in series}
+  path = plots.bars(FLAGS.out, [NAMES.get(c, c) for c in cells], series,
+                    title="Sequential MNIST, " + ", ".join(f"{k}: {v} runs" for k, v in n.items()),
+                    ylabel=FLAGS.metric.replace("_", " "), ylim=(0, 1))
+  print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)
