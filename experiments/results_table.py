@@ -18,14 +18,9 @@ of those columns, each numeric column as mean ± sample standard deviation
         --columns=best_step,train_nll,loss,test_nll,wall_s
 """
 
-import datetime
-import glob
-import json
-import re
-from pathlib import Path
-
-import numpy as np
 from absl import app, flags
+
+from recurrent.training.results import best_row, group_rows, workdirs
 
 flags.DEFINE_string("runs", None, "glob of run workdirs")
 flags.DEFINE_list("columns", None, "config fields (dotted) and eval metrics, in order")
@@ -33,68 +28,6 @@ flags.DEFINE_list("group_by", [], "columns whose equal values make one row; the 
                   "become mean ± std over its runs")
 flags.mark_flags_as_required(["runs", "columns"])
 FLAGS = flags.FLAGS
-_ABSL_TIME = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d(?:\.\d+)?) ")
-
-
-def wall_seconds(log: Path) -> float | None:
-  """Seconds between the first and the last absl-timestamped line of ``log``; None without two."""
-  if not log.exists():
-    return None
-  stamps = []
-  for line in log.read_text(errors="replace").splitlines():
-    m = _ABSL_TIME.match(line)
-    if m:
-      month, day, hour, minute, sec = m.groups()
-      year = stamps[-1].year if stamps else 2000  # absl writes no year; a run over New Year rolls on
-      t = datetime.datetime(year, int(month), int(day), int(hour), int(minute)) + \
-          datetime.timedelta(seconds=float(sec))
-      stamps.append(t.replace(year=year + 1) if stamps and t < stamps[-1] else t)
-  return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
-
-
-def best_row(workdir: Path) -> dict | None:
-  """The run's config fields (dotted) and eval metrics at its best step; None if unfinished."""
-  if not (workdir / "final.json").exists():
-    return None
-  final = json.loads((workdir / "final.json").read_text())
-  evals = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
-           if '"eval"' in l]
-  row = next(r for r in evals if r["step"] == final["best_step"])
-
-  def flat(d, prefix=""):
-    for k, v in d.items():
-      yield from flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
-
-  return {**dict(flat(json.loads((workdir / "config.json").read_text()))), **row,
-          "best_step": final["best_step"], "num_steps": final["step"],
-          "wall_s": wall_seconds(workdir / "train.log")}
-
-
-def group_rows(rows: list[dict | None], group_by: list[str], columns: list[str]) -> list[dict]:
-  """One row per distinct ``group_by`` values of the finished ``rows`` (None = unfinished, skipped).
-
-  A column whose values are all numbers becomes (mean, sample std or None for
-  one run); any other keeps its value if the group agrees, else a sorted list.
-  ``runs`` is the number of finished runs in the group.
-  """
-  groups: dict[tuple, list[dict]] = {}
-  for row in rows:
-    if row is not None:
-      groups.setdefault(tuple(json.dumps(row.get(g), sort_keys=True) for g in group_by), []).append(row)
-  out = []
-  for members in groups.values():
-    grouped = {g: members[0].get(g) for g in group_by}
-    for c in columns:
-      values = [m.get(c) for m in members]
-      if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        x = np.asarray(values, np.float64)
-        grouped[c] = (float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else None)
-      else:
-        distinct = sorted({json.dumps(v, sort_keys=True) for v in values})
-        grouped[c] = values[0] if len(distinct) == 1 else [json.loads(d) for d in distinct]
-    grouped["runs"] = len(members)
-    out.append(grouped)
-  return sorted(out, key=lambda r: [json.dumps(r[g], sort_keys=True) for g in group_by])
 
 
 def fmt(v) -> str:
@@ -112,7 +45,7 @@ def fmt(v) -> str:
 def main(argv):
   del argv
   if FLAGS.group_by:
-    rows = [best_row(Path(p)) for p in sorted(glob.glob(FLAGS.runs))]
+    rows = [best_row(wd) for wd in workdirs(FLAGS.runs)]
     cols = FLAGS.group_by + [c for c in FLAGS.columns if c not in FLAGS.group_by] + ["runs"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |"
@@ -122,7 +55,7 @@ def main(argv):
     return
   cols = ["run"] + FLAGS.columns
   lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-  for wd in sorted(Path(p) for p in glob.glob(FLAGS.runs)):
+  for wd in workdirs(FLAGS.runs):
     row = best_row(wd)
     cells = [wd.name] + (["did not finish"] + [""] * (len(cols) - 2) if row is None
                          else [fmt(row.get(c, "")) for c in FLAGS.columns])

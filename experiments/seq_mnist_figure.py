@@ -11,12 +11,12 @@ its best checkpoint by held-out accuracy (``experiments.results_table``'s
 not drawn. See docs/seq_mnist.md.
 """
 
-import glob
+
 from pathlib import Path
 
 from absl import app, flags
 
-from experiments.results_table import best_row
+from recurrent.training.results import best_row, workdirs
 from recurrent.training import plots
 
 flags.DEFINE_multi_string("variant", [], "LABEL=GLOB of run workdirs (repeatable)")
@@ -32,18 +32,19 @@ NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "tanh RNN", "rnn": "tanh RNN"
 def collect(variants: list[tuple[str, str]], metric: str) -> tuple[list[str], list[dict], list[Path]]:
   """(cells, series, unfinished): per variant {"label", "values": [per cell: the runs' metric]}.
 
-  Cells are in the order first seen (the sweep's order), across all variants.
+  Cells are in the order of ``NAMES`` (the sweep's), any other after them by name.
   """
   rows, unfinished = {}, []
   for label, pattern in variants:
     rows[label] = []
-    for wd in sorted(Path(p) for p in glob.glob(pattern)):
+    for wd in workdirs(pattern):
       row = best_row(wd)
       if row is None:
         unfinished.append(wd)
       else:
         rows[label].append(row)
-  cells = list(dict.fromkeys(r["model.cell"] for rs in rows.values() for r in rs))
+  order = {c: i for i, c in enumerate(NAMES)}
+  cells = sorted({r["model.cell"] for rs in rows.values() for r in rs}, key=lambda c: (order.get(c, len(order)), c))
   series = [{"label": label, "values": [[float(r[metric]) for r in rs if r["model.cell"] == c] for c in cells]}
             for label, rs in rows.items()]
   return cells, series, unfinished

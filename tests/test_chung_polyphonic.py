@@ -9,6 +9,7 @@ import pytest
 
 from configs import chung_polyphonic
 from experiments import polyphonic_curves, results_table
+from recurrent.training import results
 from recurrent.data import music
 from recurrent.tasks import music as music_task
 from recurrent.training import loop
@@ -58,7 +59,7 @@ def test_smoke_trains_through_the_harness_and_the_table_reads_the_best_checkpoin
   best = min(evals, key=lambda e: e["loss"])
   assert final["best_step"] == best["step"]
   # The table's row is the best step's eval row; restoring that checkpoint gives the same test NLL.
-  row = results_table.best_row(run)
+  row = results.best_row(run)
   assert row["test_nll"] == best["test_nll"] and row["task.dataset"] == "piano"
   again = loop.evaluate(config, run, "best")
   assert again["step"] == best["step"]
@@ -72,7 +73,7 @@ def test_group_rows_mean_and_sample_std_over_seeds():
           for c, vals in (("gru", (8.0, 8.5, 9.5)), ("rnn", (9.0,))) for s, v in enumerate(vals)]
   rows.insert(1, None)  # an unfinished run is left out
   rows[2] = {**rows[2], "opt": "adam"}
-  out = results_table.group_rows(rows, ["task.dataset", "model.cell"], ["test_nll", "opt", "seed"])
+  out = results.group_rows(rows, ["task.dataset", "model.cell"], ["test_nll", "opt", "seed"])
   assert [(r["model.cell"], r["runs"]) for r in out] == [("gru", 3), ("rnn", 1)]
   mean, std = out[0]["test_nll"]
   assert mean == pytest.approx(26.0 / 3)
@@ -86,7 +87,7 @@ def test_wall_seconds_from_absl_timestamps(tmp_path):
   log = tmp_path / "train.log"
   log.write_text("I1231 23:59:50.500000 1 loop.py:1] start\nnot a log line\n"
                  "W0101 00:01:00.000000 1 loop.py:2] end\n")
-  assert results_table.wall_seconds(log) == pytest.approx(69.5)  # over New Year: absl writes no year
+  assert results.wall_seconds(log) == pytest.approx(69.5)  # over New Year: absl writes no year
   log.write_text("I1202 19:26:22.047404 1 a] x\nI1202 19:27:10.084646 1 b] y\n")
-  assert results_table.wall_seconds(log) == pytest.approx(48.037242)
-  assert results_table.wall_seconds(tmp_path / "none.log") is None
+  assert results.wall_seconds(log) == pytest.approx(48.037242)
+  assert results.wall_seconds(tmp_path / "none.log") is None

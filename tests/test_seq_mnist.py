@@ -131,6 +131,7 @@ def test_figure_groups_finished_runs_by_cell_at_their_best_step(tmp_path):
   run("a1", "lstm", [0.8, 0.7])  # best at step 500
   run("a2", "gru", [0.3, 0.4])
   run("a3", "gru", [0.2], finished=False)
+  (tmp_path / "a_summary.csv").write_text("name\n")  # a sweep's files beside its runs are not runs
   cells, series, unfinished = seq_mnist_figure.collect([("pixel", str(tmp_path / "a*"))], "test_accuracy")
   assert cells == ["lstm", "gru"] and [p.name for p in unfinished] == ["a3"]
   np.testing.assert_allclose(series[0]["values"][0], [0.89, 0.79])
