@@ -90,6 +90,33 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.eval_batches = min(config.eval_batches, 2) if config.eval_batches else 2
 
 
+def int_ref(config: ml_collections.ConfigDict, path: str, least: int = 1) -> ml_collections.FieldReference:
+  """A reference to the integer field ``path``, for a field derived from it, checked when that is read.
+
+  ``config.num_steps = base.int_ref(config, "task.epochs") * steps_per_epoch`` follows
+  ``--config.task.epochs=N``, and a bad N (0, -1) fails as "task.epochs: must be an integer >= 1,
+  got 0" wherever num_steps is first read (the trainer's checks, config.json), not as a
+  num_steps of 0 or a ZeroDivisionError. Setting the derived field itself cuts the link.
+  """
+  *parents, name = path.split(".")
+
+  def check(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"{path}: must be an integer >= {least}, got {value!r}")
+    return value
+  return derive(check, functools.reduce(getattr, parents, config).get_ref(name))
+
+
+def derive(fn: Callable[..., Any], first: ml_collections.FieldReference,
+           *rest: ml_collections.FieldReference) -> ml_collections.FieldReference:
+  """A field computed as ``fn(first, *rest)`` from the values the references hold when it is read.
+
+  ml_collections' own arithmetic on references (``ref * 3``) is built this way; ``fn`` may
+  check its arguments and raise, naming the fields.
+  """
+  return first._apply_op(fn, *rest)  # pylint: disable=protected-access  (no public form)
+
+
 def set_to(path: str, value: Any) -> Callable[[ml_collections.ConfigDict], None]:
   """A flag that sets the dotted field ``path`` (``"model.bidirectional"``) to ``value``."""
   return lambda config: _set(config, path, value)
