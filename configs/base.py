@@ -57,16 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.unroll = 1              # steps per scan iteration
   config.model.param_dtype = "float32" # float32 | bfloat16 | float16 | float64 weights (carries float32)
 
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"           # adam | adamw | sgd | rmsprop | adagrad (adamw: decoupled decay)
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "constant"   # constant | cosine | warmup_cosine
-  config.optim.warmup_steps = 0
-  config.optim.decay_steps = 0         # the schedule's length; 0 = num_steps
-  config.optim.momentum = 0.0          # sgd only
-  config.optim.weight_decay = 0.0      # adamw: decoupled; the others: L2 added to the gradient
-  config.optim.clip_norm = 0.0         # clip by global norm, when > 0
-  config.optim.clip_value = 0.0        # clip each entry to [-v, v], when > 0
+  config.optim = optim_config(learning_rate=1e-3)
 
   config.batch_size = 32
   config.num_steps = 1000              # the step budget (the one field a resume may change)
@@ -77,6 +68,30 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_batches = 0              # evaluate on at most this many held-out batches; 0 = all
   config.num_devices = 0               # devices on the mesh axis 'data' (batch split, params replicated); 0 = all
   return config
+
+
+def optim_config(learning_rate: float, clip_norm: float | None = 0.0,
+                 decay_steps: int | None = 0) -> ml_collections.ConfigDict:
+  """The optimiser section (``recurrent.training.optim``): Adam at a constant ``learning_rate``.
+
+  Shared by ``base_config`` and the lab configs (gradient_decay.py, horizon_sweep.py), which
+  change fields after it. ``clip_norm=None`` leaves that field out (the gradient lab sets it per
+  run from its ``clip_norms``), ``decay_steps=None`` leaves out the schedule's length (the lab
+  configs have none).
+  """
+  optim = ml_collections.ConfigDict()
+  optim.name = "adam"                  # adam | adamw | sgd | rmsprop | adagrad (adamw: decoupled decay)
+  optim.learning_rate = learning_rate
+  optim.schedule = "constant"          # constant | cosine | warmup_cosine
+  optim.warmup_steps = 0
+  if decay_steps is not None:
+    optim.decay_steps = decay_steps    # the schedule's length; 0 = num_steps
+  optim.momentum = 0.0                 # sgd only
+  optim.weight_decay = 0.0             # adamw: decoupled; the others: L2 added to the gradient
+  if clip_norm is not None:
+    optim.clip_norm = clip_norm        # clip by global norm, when > 0
+  optim.clip_value = 0.0               # clip each entry to [-v, v], when > 0
+  return optim
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> None:

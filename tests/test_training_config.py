@@ -5,7 +5,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import base, sine
+from configs import base, gradient_decay, horizon_sweep, sine
 from recurrent.training import loop
 
 
@@ -32,6 +32,23 @@ def test_an_epochs_override_moves_num_steps_unless_num_steps_is_set():
   assert parse("--config=configs/case_correction.py", "--config.task.epochs=3").num_steps == 3 * per_epoch
   assert parse("--config=configs/case_correction.py", "--config.task.epochs=3",
                "--config.num_steps=7").num_steps == 7
+
+
+LAB_OPTIM = {"name": "adam", "learning_rate": 3e-3, "schedule": "constant", "warmup_steps": 0,
+             "momentum": 0.0, "weight_decay": 0.0, "clip_value": 0.0}
+
+
+@pytest.mark.parametrize("config, want", [
+    (base.base_config(), dict(LAB_OPTIM, learning_rate=1e-3, decay_steps=0, clip_norm=0.0)),
+    (gradient_decay.get_config(), LAB_OPTIM),                      # clip_norm is set per run
+    (gradient_decay.get_config("exploding"), dict(LAB_OPTIM, name="sgd", learning_rate=0.05)),
+    (horizon_sweep.get_config(), dict(LAB_OPTIM, clip_norm=1.0)),
+    (horizon_sweep.get_config("lstm200"), dict(LAB_OPTIM, clip_norm=0.0)),
+], ids=["base", "gradient_decay", "gradient_decay:exploding", "horizon_sweep", "horizon_sweep:lstm200"])
+def test_optim_sections_from_the_one_helper_are_what_they_were(config, want):
+  """base.optim_config builds all three; the values (and which fields exist) are the ones each
+  config wrote out itself before."""
+  assert config.optim.to_dict() == want
 
 
 def test_ptb_steps_follow_epochs_batch_and_window_overrides():
