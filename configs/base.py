@@ -57,16 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.unroll = 1              # steps per scan iteration
   config.model.param_dtype = "float32" # float32 | bfloat16 | float16 | float64 weights (carries float32)
 
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"           # adam | adamw | sgd | rmsprop | adagrad (adamw: decoupled decay)
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "constant"   # constant | cosine | warmup_cosine
-  config.optim.warmup_steps = 0
-  config.optim.decay_steps = 0         # the schedule's length; 0 = num_steps
-  config.optim.momentum = 0.0          # sgd only
-  config.optim.weight_decay = 0.0      # adamw: decoupled; the others: L2 added to the gradient
-  config.optim.clip_norm = 0.0         # clip by global norm, when > 0
-  config.optim.clip_value = 0.0        # clip each entry to [-v, v], when > 0
+  config.optim = optim_config(learning_rate=1e-3)
 
   config.batch_size = 32
   config.num_steps = 1000              # the step budget (the one field a resume may change)
@@ -79,6 +70,30 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def optim_config(learning_rate: float, clip_norm: float | None = 0.0,
+                 decay_steps: int | None = 0) -> ml_collections.ConfigDict:
+  """The optimiser section (``recurrent.training.optim``): Adam at a constant ``learning_rate``.
+
+  Shared by ``base_config`` and the lab configs (gradient_decay.py, horizon_sweep.py), which
+  change fields after it. ``clip_norm=None`` leaves that field out (the gradient lab sets it per
+  run from its ``clip_norms``), ``decay_steps=None`` leaves out the schedule's length (the lab
+  configs have none).
+  """
+  optim = ml_collections.ConfigDict()
+  optim.name = "adam"                  # adam | adamw | sgd | rmsprop | adagrad (adamw: decoupled decay)
+  optim.learning_rate = learning_rate
+  optim.schedule = "constant"          # constant | cosine | warmup_cosine
+  optim.warmup_steps = 0
+  if decay_steps is not None:
+    optim.decay_steps = decay_steps    # the schedule's length; 0 = num_steps
+  optim.momentum = 0.0                 # sgd only
+  optim.weight_decay = 0.0             # adamw: decoupled; the others: L2 added to the gradient
+  if clip_norm is not None:
+    optim.clip_norm = clip_norm        # clip by global norm, when > 0
+  optim.clip_value = 0.0               # clip each entry to [-v, v], when > 0
+  return optim
+
+
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
   """Shrinks a config so that it trains a few steps in seconds (for tests)."""
   config.model.hidden_sizes = tuple(min(h, 16) for h in config.model.hidden_sizes)
@@ -88,6 +103,33 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.eval_every = 3
   config.checkpoint_every = 3
   config.eval_batches = min(config.eval_batches, 2) if config.eval_batches else 2
+
+
+def int_ref(config: ml_collections.ConfigDict, path: str, least: int = 1) -> ml_collections.FieldReference:
+  """A reference to the integer field ``path``, for a field derived from it, checked when that is read.
+
+  ``config.num_steps = base.int_ref(config, "task.epochs") * steps_per_epoch`` follows
+  ``--config.task.epochs=N``, and a bad N (0, -1) fails as "task.epochs: must be an integer >= 1,
+  got 0" wherever num_steps is first read (the trainer's checks, config.json), not as a
+  num_steps of 0 or a ZeroDivisionError. Setting the derived field itself cuts the link.
+  """
+  *parents, name = path.split(".")
+
+  def check(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"{path}: must be an integer >= {least}, got {value!r}")
+    return value
+  return derive(check, functools.reduce(getattr, parents, config).get_ref(name))
+
+
+def derive(fn: Callable[..., Any], first: ml_collections.FieldReference,
+           *rest: ml_collections.FieldReference) -> ml_collections.FieldReference:
+  """A field computed as ``fn(first, *rest)`` from the values the references hold when it is read.
+
+  ml_collections' own arithmetic on references (``ref * 3``) is built this way; ``fn`` may
+  check its arguments and raise, naming the fields.
+  """
+  return first._apply_op(fn, *rest)  # pylint: disable=protected-access  (no public form)
 
 
 def set_to(path: str, value: Any) -> Callable[[ml_collections.ConfigDict], None]:

@@ -53,7 +53,7 @@ def get_config(arg=None):
 
   steps_per_epoch = -(-TRAIN_BYTES // (32 * 55))
   config.batch_size = 32
-  config.num_steps = config.task.get_ref("epochs") * steps_per_epoch   # --config.task.epochs=N moves it
+  config.num_steps = base.int_ref(config, "task.epochs") * steps_per_epoch   # --config.task.epochs=N moves it
   config.log_every = 48
   config.eval_every = steps_per_epoch      # the fixed sentence after every epoch
   config.checkpoint_every = steps_per_epoch

@@ -43,15 +43,8 @@ def get_config(arg=None):
   config.recurrent_max_sv = 0.0            # > 0: rescale every W_h at init to this largest singular value
   config.clip_norms = (0.0,)               # one run per value: clip by global norm (0: no clipping)
 
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"               # adam | adamw | sgd | rmsprop | adagrad
-  config.optim.learning_rate = 3e-3
-  config.optim.schedule = "constant"       # constant | cosine | warmup_cosine
-  config.optim.warmup_steps = 0
-  config.optim.momentum = 0.0              # sgd only
-  config.optim.weight_decay = 0.0          # decoupled, when > 0
-  config.optim.clip_value = 0.0            # clip each entry to [-v, v], when > 0
-  # (clip by global norm is set per run from clip_norms)
+  # Adam at 3e-3; clip by global norm is set per run from clip_norms
+  config.optim = base.optim_config(learning_rate=3e-3, clip_norm=None, decay_steps=None)
 
   config.batch_size = 32                   # per seed and step
   config.num_steps = 1000                  # training steps per seed

@@ -54,15 +54,8 @@ def get_config(arg=None):
   config.layer = 0                         # the layer whose state is measured
   config.part = "carry"                    # the whole state: (h, c) LSTM, (Re h, Im h, y) LRU
 
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"               # adam | adamw | sgd | rmsprop | adagrad
-  config.optim.learning_rate = 3e-3
-  config.optim.schedule = "constant"       # constant | cosine | warmup_cosine
-  config.optim.warmup_steps = 0
-  config.optim.momentum = 0.0              # sgd only
-  config.optim.weight_decay = 0.0
-  config.optim.clip_norm = 1.0             # clip by global norm (the IRNN needs it)
-  config.optim.clip_value = 0.0
+  # Adam at 3e-3, clipped by global norm (the IRNN needs it)
+  config.optim = base.optim_config(learning_rate=3e-3, clip_norm=1.0, decay_steps=None)
 
   config.batch_size = 32                   # per seed and step
   config.num_steps = 1000                  # the same budget at every point

@@ -22,6 +22,10 @@ connections only:
     medium   650     0.05  39      6   1.2   5   35  0.5       86.2 /  82.7
     large    1500    0.04  55      14  1.15  10  35  0.65      82.2 /  78.4
 
+``num_steps`` (epochs x windows per epoch), ``optim.steps_per_epoch`` and
+``eval_every`` (once per epoch) follow ``--config.task.epochs``,
+``--config.batch_size`` and ``--config.task.seq_len`` (``derive_steps``).
+
 The loss they differentiate is the sum over the T steps of the minibatch's
 mean (``task.sum_over_time``; the learning rate of 1 assumes it). Later
 improvements are flags, off by default so that the paper's setting stays
@@ -72,18 +76,19 @@ def get_config(arg=None):
   config.optim.name = "sgd"
   config.optim.learning_rate = 1.0
   config.optim.schedule = "epoch_decay"  # lr x decay_rate^max(epoch + 1 - decay_after_epochs, 0)
-  config.optim.steps_per_epoch = 2323    # windows per epoch (derived below; the task checks it)
+  config.optim.steps_per_epoch = 0       # windows per epoch, derived below (the task checks it)
   config.optim.decay_after_epochs = 4
   config.optim.decay_rate = 0.5
   config.optim.clip_norm = 5.0
 
   config.batch_size = 20                # streams
-  config.num_steps = 13 * 2323          # derived below: epochs x steps_per_epoch
+  config.num_steps = 0                  # derived below: epochs x steps_per_epoch
   config.log_every = 200
-  config.eval_every = 2323              # once per epoch
+  config.eval_every = 0                 # derived below: once per epoch
   config.checkpoint_every = 500
   config.keep_checkpoints = 2
   config.eval_batches = 0               # every window of the split
+  derive_steps(config)
   set_size(config, "small")
   return base.finalize(
       config, arg,
@@ -96,12 +101,26 @@ def get_config(arg=None):
 
 
 def derive_steps(config) -> None:
-  """steps_per_epoch = (N // B - 1) // T for the corpus's N training tokens; num_steps, eval_every from it."""
-  n = TRAIN_TOKENS[config.task.corpus]
-  steps = (n // config.batch_size - 1) // config.task.seq_len
-  config.optim.steps_per_epoch = steps
-  config.num_steps = config.task.epochs * steps
-  config.eval_every = steps
+  """steps_per_epoch = (N // B - 1) // T for the corpus's N training tokens; num_steps, eval_every from it.
+
+  Field references: ``--config.batch_size``, ``--config.task.seq_len`` and ``--config.task.epochs``
+  move them (``--config.num_steps`` or ``--config.eval_every`` set them instead), and a bad value
+  of any of the three fails naming it when num_steps is first read.
+  """
+  corpus, n = config.task.corpus, TRAIN_TOKENS[config.task.corpus]
+
+  def windows(batch_size: int, seq_len: int) -> int:
+    steps = (n // batch_size - 1) // seq_len
+    if steps < 1:
+      raise ValueError(f"batch_size, task.seq_len: {batch_size} streams of the {n}-token {corpus} "
+                       f"training split hold no full window of {seq_len} words")
+    return steps
+
+  config.optim.steps_per_epoch = base.derive(windows, base.int_ref(config, "batch_size"),
+                                             base.int_ref(config, "task.seq_len"))
+  per_epoch = config.optim.get_ref("steps_per_epoch")
+  config.num_steps = base.int_ref(config, "task.epochs") * per_epoch
+  config.eval_every = per_epoch + 0   # a new reference: setting eval_every leaves steps_per_epoch
 
 
 def set_size(config, size: str) -> None:
@@ -115,7 +134,6 @@ def set_size(config, size: str) -> None:
   config.optim.decay_after_epochs = after
   config.optim.decay_rate = 1.0 / factor
   config.optim.clip_norm = clip
-  derive_steps(config)
 
 
 def set_corpus(config, corpus: str) -> None:

@@ -5,19 +5,26 @@ The library modules compute and return data (``recurrent.gradient_lab.run``,
 at the edge with the binaries (experiments/gradient_decay.py,
 experiments/horizon_sweep.py, experiments/music_generate.py), writes them:
 every file atomically (``recurrent.training.reports``), figures drawn with
-matplotlib here or by a plot kind of ``recurrent.training.plots``. It
-defines no flags, so tests call it directly.
+matplotlib here or by a plot kind of ``recurrent.training.plots``. It also
+finds, or makes from the latest checkpoint, the final report of a trained run
+for the report binaries (``report_folder``: experiments/captioning_report.py,
+experiments/translation_report.py). It defines no flags, so tests call it
+directly.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from recurrent import gradient_lab, horizon_sweep, music_sampling
-from recurrent.training import plots, reports
+from recurrent.tasks import captioning as captioning_task
+from recurrent.training import checkpoint, loop, plots, reports
 
 plt = plots.plt  # matplotlib.pyplot, on the Agg backend
 
@@ -26,6 +33,124 @@ def write_config(config, workdir: Path) -> Path:
   """The resolved config as ``workdir/config.json``."""
   return reports.write_text(workdir / "config.json",
                             config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- reports of trained runs
+
+def report_folder(workdir: str | Path, report: str, latest: bool = False,
+                  task_overrides: dict | None = None) -> Path:
+  """The folder that holds a run's final ``report`` (a file name, e.g. "translation_report.json").
+
+  The workdir itself when the task wrote the report there at its last step. Otherwise (a run
+  stopped early), or with ``latest``, the report is made first from the latest checkpoint:
+  ``loop.evaluate`` with ``num_steps`` set to that step (a task writes its full report at
+  step == num_steps) and ``task_overrides`` set on ``config.task``, into
+  ``loop.evaluation_dir`` (``WORKDIR/evaluate/step_<N>/``), which is returned.
+  """
+  workdir = Path(workdir)
+  if not latest and (workdir / report).is_file():
+    return workdir
+  steps = checkpoint.saved_steps(workdir / "checkpoints")
+  if not steps:
+    raise FileNotFoundError(f"workdir: no {report} in {workdir} and no checkpoint in "
+                            f"{workdir / 'checkpoints'}")
+  config = loop.load_config(workdir)
+  config.unlock()
+  config.num_steps = steps[-1]
+  for field, value in (task_overrides or {}).items():
+    config.task[field] = value
+  folder = loop.evaluation_dir(workdir, loop.evaluate(config, workdir, "latest")["step"])
+  if not (folder / report).is_file():
+    raise FileNotFoundError(f"workdir: the report of checkpoint {steps[-1]} in {folder} has no "
+                            f"{report} (a run of task {config.task.name!r})")
+  return folder
+
+
+def translation_report(workdirs: Sequence[str | Path], out: str | Path, latest: bool = False,
+                       bleu_sentences: int = 0) -> tuple[str, list[Path]]:
+  """experiments/translation_report.py: (a Markdown table of BLEU and beam errors, the files written).
+
+  Draws BLEU against source length for every run (greedy dashed, beam solid) into
+  ``out/translation_bleu_by_length.png`` and copies each run's first attention heatmap to
+  ``out/translation_attention_<attention>.png``. ``bleu_sentences`` > 0: the held-out sentences
+  decoded when a report is made from the latest checkpoint (``report_folder``).
+  """
+  out = Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  overrides = {"bleu_sentences": bleu_sentences} if bleu_sentences > 0 else None
+  rows = ["| attention | steps | BLEU greedy | BLEU beam | beam errors | search | model |",
+          "| --- | --- | --- | --- | --- | --- | --- |"]
+  series, written = [], []
+  for wd in workdirs:
+    src = report_folder(wd, "translation_report.json", latest, overrides)
+    r = json.loads((src / "translation_report.json").read_text())
+    for kind, style in (("greedy", "--"), ("beam", "-")):
+      by_len = r[f"bleu_by_source_length_{kind}"]
+      xs = sorted(int(k) for k in by_len)
+      series.append({"x": xs, "y": [by_len[str(x)][0] for x in xs], "style": style, "marker": "o",
+                     "label": f"{r['attention']} ({kind})"})
+    a = r["error_analysis"]
+    rows.append(f"| {r['attention']} | {r['step']} | {r['bleu_greedy']:.2f} | {r['bleu_beam']:.2f} | "
+                f"{a['errors']} | {a['search_errors']} | {a['model_errors']} |")
+    if (src / "attention_0.png").is_file():
+      written.append(Path(shutil.copy(src / "attention_0.png",
+                                      out / f"translation_attention_{r['attention']}.png")))
+  written.append(plots.lines(
+      out / "translation_bleu_by_length.png", series, xlabel="source length (word tokens)",
+      ylabel="BLEU", title="French to English, held-out sentences, same step budget",
+      figsize=(6.5, 3.8), legend="best", legend_size=8, title_size=10, grid=True))
+  return "\n".join(rows), written
+
+
+def captioning_report(workdirs: Sequence[str | Path], out: str | Path, latest: bool = False,
+                      canvases: int = 8) -> tuple[str, list[Path]]:
+  """experiments/captioning_report.py: (a Markdown table of BLEU, exact match and errors, the files).
+
+  Draws ``canvases`` held-out canvases (rebuilt from the first run's config: they are a pure
+  function of it), the first half in order and then ones some model gets wrong, each with the
+  reference and every run's greedy caption, into ``out/captioning_captions.png``, and copies
+  each attention run's ``attention_words.png`` to ``out/captioning_attention_<attention>.png``.
+  """
+  out = Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  rows = ["| model | steps | BLEU greedy | BLEU beam | exact greedy | exact beam | beam errors "
+          "(search / model) | wrong digits / right digits, wrong places (greedy) | attention in "
+          "the named digit's cell |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  runs, written = [], []
+  for wd in workdirs:
+    src = report_folder(wd, "captioning_report.json", latest)
+    r = json.loads((src / "captioning_report.json").read_text())
+    runs.append((r, json.loads((src / "captions.json").read_text())))
+    a, e = r["error_analysis"], r["errors_greedy"]
+    att = r.get("attention_in_named_cell")
+    att = f"{att:.3f} (uniform {r['attention_in_named_cell_uniform']:.2f})" if att is not None else "-"
+    name = "show and tell (no attention)" if r["attention"] == "none" else f"{r['attention']} soft attention"
+    rows.append(f"| {name} | {r['step']} | {r['bleu_greedy']:.2f} | {r['bleu_beam']:.2f} | "
+                f"{r['exact_greedy']:.3f} | {r['exact_beam']:.3f} | {a['errors']} ({a['search_errors']} / "
+                f"{a['model_errors']}) | {e['wrong_digits']} / {e['right_digits_wrong_places']} | {att} |")
+    if (src / "attention_words.png").is_file():
+      written.append(Path(shutil.copy(src / "attention_words.png",
+                                      out / f"captioning_attention_{r['attention']}.png")))
+
+  config = loop.load_config(Path(workdirs[0]))
+  test, _ = captioning_task.test_set(config.task.data_dir, captioning_task.canvas_spec(config.task),
+                                     config.task.num_test)
+  kept = min(len(c["greedy"]) for _, c in runs)
+  refs = runs[0][1]["refs"]
+  first = list(range(min(-(-canvases // 2), kept)))
+  wrong = [i for i in range(len(first), kept) if any(c["greedy"][i] != refs[i] for _, c in runs)]
+  pick = list(dict.fromkeys((first + wrong + list(range(len(first), kept)))[:min(canvases, kept)]))
+  captions = []
+  for i in pick:
+    lines = [f"#{i} ref: {' '.join(refs[i])}"]
+    for r, c in runs:
+      lines.append(f"{r['attention']} {'=' if c['greedy'][i] == refs[i] else 'x'} "
+                   f"{' '.join(c['greedy'][i])}")
+    captions.append("\n".join(lines))
+  written.append(plots.captioned_images(
+      out / "captioning_captions.png", [test["src"][i] for i in pick], captions, cols=4,
+      title="held-out canvases (test digits): reference and greedy captions (= exact, x wrong)"))
+  return "\n".join(rows), written
 
 
 # --------------------------------------------------------------------------- the gradient lab

@@ -19,6 +19,7 @@ dropout).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Sequence
 
 import jax
@@ -27,7 +28,7 @@ import numpy as np
 
 from recurrent import engine
 from recurrent.cells import Cell, make_cell
-from recurrent.cells.base import Array, check_positive_int
+from recurrent.cells.base import Array, abstract, check_like, check_positive_int
 
 MERGES = ("concat", "sum")
 
@@ -58,6 +59,55 @@ def check_sequence_args(cell: Cell, xs: Array, lengths: Array | None) -> None:
     if hi > xs.shape[1]:
       raise ValueError(
           f"lengths: must be <= the time axis T={xs.shape[1]}, got a length of {hi}")
+
+
+def _sizes(cell: Cell) -> str:
+  return f"{type(cell).__name__} with D={cell.input_size}, H={cell.hidden_size}"
+
+
+def check_params(owner, params, name: str = "params") -> None:
+  """Fails naming the entry unless ``params`` has the layout and shapes of ``owner.init(key)``.
+
+  ``owner`` is a cell, a ``Layer`` or a ``Stack``; the message names the entry
+  (``params[1]['W_h']``), the expected shape and the one received, and the
+  sizes of the cell it belongs to. Static shapes only: free under ``jit``.
+  """
+  if isinstance(owner, Cell):
+    note = f" ({_sizes(owner)})"
+  else:
+    layers_ = owner.layers if isinstance(owner, Stack) else (owner,)
+
+    def note(path: str, shape) -> str:
+      i = re.search(r"\[(\d+)\]", path)   # the layer's index in a stack's list
+      i = int(i.group(1)) if i and len(layers_) > 1 else 0
+      where = f"layer {i}: " if len(layers_) > 1 else ""
+      return f" ({where}{_sizes(layers_[i].cell)})"
+  check_like(name, params, abstract(owner), note)
+
+
+def check_carry(cell: Cell, carry, batch_shape: tuple[int, ...], name: str) -> None:
+  """Fails naming the entry unless ``carry`` has the shapes of ``cell.initial_carry(batch_shape)``.
+
+  ``batch_shape`` is the inputs' (``(B,)`` for xs [B, T, D]): a carry of
+  another batch fails here, as "initial_carry.h: expected shape (4, 8) =
+  [B=4, H=8], got (2, 8)", not inside the scan.
+  """
+  batch_shape = tuple(batch_shape)
+  H = cell.hidden_size
+
+  def note(path: str, shape) -> str:
+    if len(batch_shape) == 1 and shape == (*batch_shape, H):
+      return f" = [B={batch_shape[0]}, H={H}] (B: the inputs' batch, H: the {type(cell).__name__}'s)"
+    return f" (the inputs' batch shape {batch_shape}, then the {type(cell).__name__}'s carry)"
+  check_like(name, carry, abstract(cell, "initial_carry", batch_shape), note)
+
+
+def split_pair(carry, name: str) -> tuple:
+  """A bidirectional layer's initial carry: a (forward, backward) pair, either one None (zeros)."""
+  if isinstance(carry, (tuple, list)) and not hasattr(carry, "_fields") and len(carry) == 2:
+    return tuple(carry)
+  raise ValueError(f"{name}: a bidirectional layer takes a (forward, backward) pair of carries, "
+                   f"got {type(carry).__name__}")
 
 
 def time_mask(lengths: Array, num_steps: int) -> Array:
@@ -203,6 +253,9 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
   if isinstance(remat, bool) or not isinstance(remat, int) or remat < 0:
     raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got {remat!r}")
   B, T, _ = xs.shape
+  check_params(cell, params)
+  if initial_carry is not None:
+    check_carry(cell, initial_carry, (B,), "initial_carry")
   if lengths is not None:
     lengths = jnp.clip(jnp.asarray(lengths), 0, T)
   carry = cell.initial_carry((B,)) if initial_carry is None else initial_carry
@@ -221,6 +274,9 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
 
 
 unroll_ = unroll  # inside functions below, the name `unroll` is the scan's argument
+
+
+FW = "['fw']"  # the forward direction's entry in a bidirectional layer's parameters
 
 
 def merge_directions(y_fw: Array, y_bw: Array, merge: str) -> Array:
@@ -244,7 +300,13 @@ def bidirectional(cell_fw: Cell, cell_bw: Cell, params: dict, xs: Array,
   """
   if merge not in MERGES:
     raise ValueError(f"merge: must be one of {MERGES}, got {merge!r}")
-  c_fw, c_bw = (None, None) if initial_carry is None else initial_carry
+  check_sequence_args(cell_fw, xs, lengths)
+  check_like("params", params, {"fw": abstract(cell_fw), "bw": abstract(cell_bw)},
+             lambda path, _: f" ({_sizes(cell_fw if path.startswith(FW) else cell_bw)})")
+  c_fw, c_bw = (None, None) if initial_carry is None else split_pair(initial_carry, "initial_carry")
+  for i, (cell, c) in enumerate(((cell_fw, c_fw), (cell_bw, c_bw))):
+    if c is not None:
+      check_carry(cell, c, xs.shape[:1], f"initial_carry[{i}]")
   carry_fw, y_fw = unroll_(cell_fw, params["fw"], xs, lengths, c_fw, False, unroll,
                            impl=impl, remat=remat)
   carry_bw, y_bw = unroll_(cell_bw, params["bw"], xs, lengths, c_bw, True, unroll,
@@ -417,6 +479,10 @@ class Stack:
     if len(initial_carries) != len(self.layers):
       raise ValueError(
           f"initial_carries: expected {len(self.layers)} carries, got {len(initial_carries)}")
+    check_sequence_args(self.layers[0].cell, xs, lengths)
+    check_params(self, params)
+    for i, (layer, c0) in enumerate(zip(self.layers, initial_carries)):
+      self._check_carry(i, layer, c0, xs.shape[:1], "initial_carries")
     mask = None if lengths is None else time_mask(jnp.clip(jnp.asarray(lengths), 0, xs.shape[1]),
                                                   xs.shape[1])
     carries = []
@@ -427,6 +493,17 @@ class Stack:
       carries.append(carry)
       h = self.connect(i, params, h, y, rng, mask)
     return carries, h
+
+  @staticmethod
+  def _check_carry(i: int, layer: Layer, carry, batch_shape: tuple[int, ...], name: str) -> None:
+    """Layer i's carry (None: zeros; a (forward, backward) pair for a bidirectional layer)."""
+    if carry is None:
+      return
+    if not layer.is_bidirectional:
+      return check_carry(layer.cell, carry, batch_shape, f"{name}[{i}]")
+    for j, c in enumerate(split_pair(carry, f"{name}[{i}]")):
+      if c is not None:
+        check_carry(layer.cell, c, batch_shape, f"{name}[{i}][{j}]")
 
   def initial_carries(self, batch_shape: tuple[int, ...] = ()) -> list:
     """Each layer's zero carry, for ``step`` (unidirectional layers only)."""
@@ -452,6 +529,11 @@ class Stack:
     self._check_steppable()
     if len(carries) != len(self.layers):
       raise ValueError(f"carries: expected {len(self.layers)} carries, got {len(carries)}")
+    if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != self.input_size:
+      raise ValueError(f"x: expected shape [..., D={self.input_size}], got {tuple(jnp.shape(x))}")
+    check_params(self, params)
+    for i, (layer, c) in enumerate(zip(self.layers, carries)):
+      self._check_carry(i, layer, c, jnp.shape(x)[:-1], "carries")
     new_carries = []
     h = x
     for i, (layer, p, c) in enumerate(zip(self.layers, self.layer_params(params), carries)):

@@ -43,6 +43,7 @@ from flax import nnx
 
 from recurrent import layers
 from recurrent.cells import make_cell
+from recurrent.cells.base import check_like
 
 Array = jax.Array
 
@@ -61,23 +62,6 @@ def wrap(params) -> Any:
 def unwrap(params) -> Any:
   """The inverse of ``wrap``: the arrays held by the ``nnx.Param``s, in the same pytree."""
   return jax.tree.map(lambda v: v.get_value(), params, is_leaf=_is_param)
-
-
-def check_like(name: str, tree, like) -> None:
-  """Raises ValueError naming the first path whose presence, shape or dtype differs from ``like``."""
-  got = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
-  want = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(like)[0]}
-  for path in want.keys() - got.keys():
-    raise ValueError(f"{name}: missing {path}, expected shape {tuple(jnp.shape(want[path]))}")
-  for path in got.keys() - want.keys():
-    raise ValueError(f"{name}: unexpected entry {path}; expected only {sorted(want)}")
-  for path, w in want.items():
-    g = got[path]
-    if jnp.shape(g) != jnp.shape(w):
-      raise ValueError(f"{name}{path}: expected shape {tuple(jnp.shape(w))}, got {tuple(jnp.shape(g))}")
-  if jax.tree.structure(tree) != jax.tree.structure(like):
-    raise ValueError(f"{name}: expected the structure {jax.tree.structure(like)}, "
-                     f"got {jax.tree.structure(tree)}")
 
 
 class _Params(nnx.Module):
@@ -113,6 +97,9 @@ class Cell(_Params):
     return self.cell.initial_carry(batch_shape)
 
   def __call__(self, carry, x):
+    if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != self.cell.input_size:
+      raise ValueError(f"x: expected shape [..., D={self.cell.input_size}], got {tuple(jnp.shape(x))}")
+    layers.check_carry(self.cell, carry, jnp.shape(x)[:-1], "carry")
     return self.cell(self.pure_params(), carry, x)
 
   def unroll(self, xs: Array, lengths: Array | None = None, initial_carry=None,

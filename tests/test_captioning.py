@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import captioning as captioning_config
+from experiments import outputs
 from recurrent import decoding
 from recurrent.captioning import Captioner, attention_penalty, region_positions
 from recurrent.data import canvas as C
@@ -330,3 +331,10 @@ def test_smoke_trains_through_the_harness_and_reports(tmp_path, attention):
   assert (tmp_path / "run" / "attention_words.png").is_file() == (attention != "none")
   caps = json.loads((tmp_path / "run" / "captions.json").read_text())
   assert len(caps["refs"]) == len(caps["greedy"]) == len(caps["beam"]) == 8
+  if attention == "none":
+    return
+  # experiments/captioning_report.py on this run: its table, captions figure and attention copy
+  table, written = outputs.captioning_report([tmp_path / "run"], tmp_path / "figures", canvases=3)
+  assert f"| bahdanau soft attention | 6 | {report['bleu_greedy']:.2f} |" in table
+  assert [p.name for p in written] == ["captioning_attention_bahdanau.png", "captioning_captions.png"]
+  assert written[0].read_bytes() == (tmp_path / "run" / "attention_words.png").read_bytes()

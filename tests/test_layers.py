@@ -1,5 +1,7 @@
 """Unrolling: masking, reverse, bidirectional, stacks, transformations and bad input."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -178,6 +180,70 @@ def test_bad_input_size_and_rank():
     unroll(cell, params, xs[..., :2])
   with pytest.raises(ValueError, match=r"xs: expected a batch-major \[B, T, D\] array"):
     unroll(cell, params, xs[0])
+
+
+def _fails(match, fn, *args, **kwargs):
+  """``fn`` raises a ValueError matching ``match`` while tracing, before the scan would fail."""
+  with pytest.raises(ValueError) as error:
+    jax.eval_shape(lambda: fn(*args, **kwargs))
+  first_line = str(error.value).splitlines()[0]  # JAX appends a note on its filtered traceback
+  assert re.search(match, first_line), first_line
+
+
+def test_a_carry_of_another_batch_or_layout_fails_naming_it():
+  """Before: "add got incompatible shapes for broadcasting: (4, 20), (2, 20)" from inside the scan."""
+  cell, params, xs = setup("lstm")
+  _fails(r"^initial_carry\.h: expected shape \(4, 5\) = \[B=4, H=5\].*, got \(2, 5\)$",
+         unroll, cell, params, xs, initial_carry=cell.initial_carry((2,)))
+  _fails(r"^initial_carry: expected LSTMCarry\(h=\(4, 5\), c=\(4, 5\)\), got an array of shape \(4, 5\)",
+         unroll, cell, params, xs, initial_carry=jnp.zeros((B, H)))
+  _fails(r"^initial_carry: expected LSTMCarry\(h=\(4, 5\), c=\(4, 5\)\), got \(\(4, 5\), \(4, 5\)\)",
+         unroll, cell, params, xs, initial_carry=tuple(cell.initial_carry((B,))))
+
+
+@pytest.mark.parametrize("impl", ["scan", "hoisted"])
+def test_params_of_another_shape_fail_naming_the_entry(impl):
+  """Before: "dot_general requires contracting dimensions to have the same shape" or a KeyError."""
+  cell, params, xs = setup("gru")
+  wider = make_cell("gru", D, H + 1).init(jax.random.key(0))
+  _fails(r"^params\['W_h'\]: expected shape \(5, 15\) \(GRU with D=3, H=5\), got \(6, 18\)$",
+         unroll, cell, wider, xs, impl=impl)
+  _fails(r"^params\['W_x'\]: expected shape \(3, 15\) \(GRU with D=3, H=5\), got \(2, 15\)$",
+         unroll, cell, make_cell("gru", 2, H).init(jax.random.key(0)), xs, impl=impl)
+  _fails(r"^params: missing \['b_hn'\], expected shape \(5,\)$",
+         unroll, cell, {k: v for k, v in params.items() if k != "b_hn"}, xs, impl=impl)
+
+
+def test_a_stack_names_the_layer_and_the_carry_it_was_given():
+  stack = make_stack("lstm", D, (H, H), bidirectional=True)
+  params = stack.init(jax.random.key(0))
+  xs = jnp.ones((B, T, D))
+  cell = stack.layers[0].cell
+  bad = [dict(params[0]), params[1]]
+  bad[0]["bw"] = dict(bad[0]["bw"], W_h=jnp.zeros((H, 3 * H)))
+  _fails(r"^params\[0\]\['bw'\]\['W_h'\]: expected shape \(5, 20\) \(layer 0: LSTM with D=3, "
+         r"H=5\), got \(5, 15\)$", stack.apply, bad, xs)
+  _fails(r"^initial_carries\[1\]: a bidirectional layer takes a \(forward, backward\) pair of "
+         r"carries, got LSTMCarry$", stack.apply, params, xs,
+         initial_carries=[None, cell.initial_carry((B,))])
+  _fails(r"^initial_carries\[0\]\[1\]\.h: expected shape \(4, 5\) = \[B=4, H=5\].*got \(3, 5\)$",
+         stack.apply, params, xs, initial_carries=[(None, cell.initial_carry((3,))), None])
+  # the Flax module reaches the same checks (Flax itself compares its parameters with the init's)
+  module = RNN(cell="lstm", hidden_sizes=(H, H), bidirectional=True)
+  _fails(r"^initial_carries\[0\]\[0\]\.h: expected shape \(4, 5\) = \[B=4, H=5\]", module.apply,
+         {"params": {"stack": params}}, xs, initial_carries=[(cell.initial_carry((2,)), None), None])
+
+
+def test_stack_step_checks_its_input_and_carries():
+  stack = make_stack("gru", D, (H, H), highway=True)
+  params = stack.init(jax.random.key(0))
+  _fails(r"^x: expected shape \[\.\.\., D=3\], got \(4, 2\)$", stack.step, params,
+         stack.initial_carries((B,)), jnp.ones((B, 2)))
+  _fails(r"^carries\[1\]: expected shape \(4, 5\) = \[B=4, H=5\].*got \(2, 5\)$", stack.step,
+         params, stack.initial_carries((B,))[:1] + stack.initial_carries((2,))[1:], jnp.ones((B, D)))
+  bad = {"layers": params["layers"], "highway": [None, {"W_T": jnp.zeros((H, 4)), "b_T": jnp.zeros(H)}]}
+  _fails(r"^params\['highway'\]\[1\]\['W_T'\]: expected shape \(5, 5\) \(layer 1: GRU with D=5, "
+         r"H=5\), got \(5, 4\)$", stack.step, bad, stack.initial_carries((B,)), jnp.ones((B, D)))
 
 
 def test_bad_stack_arguments():

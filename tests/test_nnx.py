@@ -192,3 +192,15 @@ def test_gradient_diagnostics_on_an_nnx_model_match_the_explicit_jacobian_produc
   np.testing.assert_allclose(got_jac, want_jac, rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="variables"):
     dg.hidden_gradients(model, {"params": {}}, (x,), loss)
+
+
+def test_cell_step_names_a_carry_of_another_batch_and_a_wrong_input_size():
+  """Before: a broadcasting error from inside the cell's matmul."""
+  cell = rnnx.Cell("lstm", 3, 4, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"^carry\.h: expected shape \(2, 4\) = \[B=2, H=4\].*got \(3, 4\)$"):
+    cell(cell.initial_carry((3,)), jnp.ones((2, 3)))
+  with pytest.raises(ValueError, match=r"^x: expected shape \[\.\.\., D=3\], got \(2, 5\)$"):
+    cell(cell.initial_carry((2,)), jnp.ones((2, 5)))
+  rnn = rnnx.RNN(3, (4,), "gru", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"^initial_carries\[0\]: expected shape \(2, 4\) = \[B=2, H=4\]"):
+    rnn(jnp.ones((2, 5, 3)), initial_carries=rnn.initial_carries(3))

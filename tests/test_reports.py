@@ -89,8 +89,9 @@ T, M, U = 120, 8, 30
 rng = np.random.default_rng(0)
 FIGURES = {
     "lines": {"series": [{"y": np.sin(np.arange(20.0)), "label": "actual"},
-                         {"y": np.cos(np.arange(20.0)), "style": "--", "label": "prediction"}],
-              "xlabel": "i", "ylabel": "y", "title": "two curves"},
+                         {"y": np.cos(np.arange(20.0)), "style": "--", "marker": "o",
+                          "label": "prediction"}],
+              "xlabel": "i", "ylabel": "y", "title": "two curves", "grid": True, "legend_size": 8},
     "heatmap": {"weights": rng.random((3, 4)), "x_labels": list("abcd"), "y_labels": list("xyz"),
                 "vmax": 1.0, "title": "alignment"},
     "spectrogram_track": {"spec_TM": rng.standard_normal((T, M)), "track_t": np.arange(U) * 0.04,
@@ -107,6 +108,9 @@ FIGURES = {
     "bars": {"groups": ["lstm", "gru"], "series": [{"label": "a", "values": [[0.8, 0.82, 0.81], [0.7]]},
                                                     {"label": "b", "values": [[], [0.5, 0.6]]}],
              "ylabel": "accuracy", "ylim": (0, 1)},
+    "captioned_images": {"images": [rng.integers(0, 255, (28, 56))] * 3,
+                         "captions": ["#0 ref: one\nbahdanau = one", "#1", "#2 ref: two\nnone x"],
+                         "cols": 2, "title": "t"},
 }
 
 
@@ -119,6 +123,13 @@ def test_each_kind_writes_a_png_from_a_tiny_description(kind, tmp_path):
   path = plots.draw(Figure(kind, FIGURES[kind]), tmp_path / f"{kind}.png")
   assert path == tmp_path / f"{kind}.png" and path.read_bytes()[:8] == PNG
   assert [p.name for p in tmp_path.iterdir()] == [f"{kind}.png"]  # no temporary file left
+
+
+def test_captioned_images_need_one_caption_per_image(tmp_path):
+  with pytest.raises(ValueError, match=r"^captions: expected one caption per image .* got 1 captions "
+                                       r"for 2 images"):
+    plots.captioned_images(tmp_path / "c.png", [np.zeros((4, 4))] * 2, ["one"])
+  assert not list(tmp_path.iterdir())
 
 
 def test_write_puts_every_file_in_the_workdir_and_appends_logs(tmp_path):

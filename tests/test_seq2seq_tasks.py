@@ -7,6 +7,7 @@ import pytest
 
 from configs import reverse_digits as reverse_config
 from configs import translation as translation_config
+from experiments import outputs
 from recurrent.tasks import _seq2seq, reverse_digits, translation
 from recurrent.training import loop
 from recurrent.training import reports
@@ -90,6 +91,21 @@ def test_translation_smoke_trains_and_reports(tmp_path):
   assert report["step"] == 6 and "error_analysis" in report
   assert (tmp_path / "run" / "samples.txt").read_text().startswith("src:")
   assert (tmp_path / "run" / "attention_0.png").exists()
+  # experiments/translation_report.py on this run, its report remade from the latest checkpoint:
+  # the same parameters decode the same sentences, so the same BLEU as at the end of training
+  table, written = outputs.translation_report([tmp_path / "run"], tmp_path / "figures", latest=True)
+  remade = json.loads((loop.evaluation_dir(tmp_path / "run", 6) / "translation_report.json").read_text())
+  assert (remade["bleu_greedy"], remade["bleu_beam"]) == (report["bleu_greedy"], report["bleu_beam"])
+  assert f"| bahdanau | 6 | {report['bleu_greedy']:.2f} | {report['bleu_beam']:.2f} |" in table
+  assert sorted(p.name for p in written) == ["translation_attention_bahdanau.png",
+                                             "translation_bleu_by_length.png"]
+  assert outputs.report_folder(tmp_path / "run", "translation_report.json") == tmp_path / "run"
+
+
+def test_a_report_of_a_run_without_report_or_checkpoint_fails_naming_the_workdir(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"^workdir: no translation_report\.json in .* and no "
+                                              r"checkpoint in .*checkpoints$"):
+    outputs.report_folder(tmp_path, "translation_report.json")
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import base, sine
+from configs import base, gradient_decay, horizon_sweep, sine
 from recurrent.training import loop
 
 
@@ -32,6 +32,53 @@ def test_an_epochs_override_moves_num_steps_unless_num_steps_is_set():
   assert parse("--config=configs/case_correction.py", "--config.task.epochs=3").num_steps == 3 * per_epoch
   assert parse("--config=configs/case_correction.py", "--config.task.epochs=3",
                "--config.num_steps=7").num_steps == 7
+
+
+LAB_OPTIM = {"name": "adam", "learning_rate": 3e-3, "schedule": "constant", "warmup_steps": 0,
+             "momentum": 0.0, "weight_decay": 0.0, "clip_value": 0.0}
+
+
+@pytest.mark.parametrize("config, want", [
+    (base.base_config(), dict(LAB_OPTIM, learning_rate=1e-3, decay_steps=0, clip_norm=0.0)),
+    (gradient_decay.get_config(), LAB_OPTIM),                      # clip_norm is set per run
+    (gradient_decay.get_config("exploding"), dict(LAB_OPTIM, name="sgd", learning_rate=0.05)),
+    (horizon_sweep.get_config(), dict(LAB_OPTIM, clip_norm=1.0)),
+    (horizon_sweep.get_config("lstm200"), dict(LAB_OPTIM, clip_norm=0.0)),
+], ids=["base", "gradient_decay", "gradient_decay:exploding", "horizon_sweep", "horizon_sweep:lstm200"])
+def test_optim_sections_from_the_one_helper_are_what_they_were(config, want):
+  """base.optim_config builds all three; the values (and which fields exist) are the ones each
+  config wrote out itself before."""
+  assert config.optim.to_dict() == want
+
+
+def test_ptb_steps_follow_epochs_batch_and_window_overrides():
+  """(N // B - 1) // T windows per epoch for PTB's N = 929,589 training tokens (Zaremba et al.'s 2323
+  at B = T = 20); before, an override of task.epochs or batch_size left num_steps where it was."""
+  small = parse("--config=configs/ptb.py")
+  assert (small.optim.steps_per_epoch, small.num_steps, small.eval_every) == (2323, 13 * 2323, 2323)
+  c = parse("--config=configs/ptb.py", "--config.task.epochs=3", "--config.batch_size=40")
+  assert (c.optim.steps_per_epoch, c.num_steps, c.eval_every) == (1161, 3 * 1161, 1161)
+  c = parse("--config=configs/ptb.py:size=medium", "--config.task.seq_len=10", "--config.eval_every=7")
+  assert (c.optim.steps_per_epoch, c.num_steps, c.eval_every) == (4647, 39 * 4647, 7)
+  c = parse("--config=configs/ptb.py", "--config.num_steps=5")
+  assert (c.optim.steps_per_epoch, c.num_steps) == (2323, 5)
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("--config.task.epochs=0", r"^task\.epochs: must be an integer >= 1, got 0$"),
+    ("--config.task.epochs=-2", r"^task\.epochs: must be an integer >= 1, got -2$"),
+    ("--config.batch_size=0", r"^batch_size: must be an integer >= 1, got 0$"),
+    ("--config.task.seq_len=-1", r"^task\.seq_len: must be an integer >= 1, got -1$"),
+    ("--config.batch_size=1000000", r"^batch_size, task\.seq_len: 1000000 streams of the "
+                                    r"929589-token ptb training split hold no full window"),
+])
+def test_a_bad_ptb_epochs_batch_or_window_fails_naming_it_where_num_steps_is_read(arg, match):
+  """Not as "num_steps: must be an integer >= 1, got 0" or a ZeroDivisionError."""
+  config = parse("--config=configs/ptb.py", arg)
+  with pytest.raises(ValueError, match=match):
+    loop.check_config(config)   # the trainer's first read of num_steps
+  with pytest.raises(ValueError, match=match):
+    loop.config_to_dict(config)  # and config.json's
 
 
 @pytest.mark.parametrize("arg, match", [

@@ -32,6 +32,7 @@ order each cell's docstring gives.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -76,6 +77,77 @@ def check_positive_int(name: str, value: Any) -> None:
   """Raises ValueError unless ``value`` is a positive int; the message names ``name``."""
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
     raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _shape(x) -> tuple[int, ...]:
+  return tuple(jnp.shape(x))
+
+
+class _ShapeRepr:
+  """A leaf shown as its shape, so that a pytree prints as its layout: LSTMCarry(h=(4, 8), c=(4, 8))."""
+
+  def __init__(self, shape):
+    self.shape = shape
+
+  def __repr__(self):
+    return str(self.shape)
+
+
+def _layout(tree) -> str:
+  if not jax.tree.leaves(tree):
+    return repr(tree)
+  if jax.tree.structure(tree).num_nodes == 1:  # one array
+    return f"an array of shape {_shape(tree)}"
+  return repr(jax.tree.map(lambda v: _ShapeRepr(_shape(v)), tree))
+
+
+def check_like(name: str, tree, like, note: Callable[[str, tuple], str] | str = "") -> None:
+  """Raises ValueError naming the first entry of ``tree`` whose presence or shape differs from ``like``.
+
+  Static shapes only (``jnp.shape``), so under ``jit`` it costs nothing at run time. The message
+  names the entry (``params['W_h']``, ``initial_carry.h``), the expected shape and the one
+  received; ``note`` (a string, or ``note(path, expected_shape)``) follows the expected shape,
+  e.g. "[B=4, H=8]". A tree of another kind altogether (an array for an LSTMCarry, a tuple
+  for a dict) is shown whole against the expected layout.
+  """
+  got = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  want = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(like)[0]}
+  if want and not got.keys() & want.keys():
+    raise ValueError(f"{name}: expected {_layout(like)}, got {_layout(tree)}")
+  for path in sorted(want.keys() - got.keys()):
+    raise ValueError(f"{name}: missing {path}, expected shape {_shape(want[path])}")
+  for path in sorted(got.keys() - want.keys()):
+    raise ValueError(f"{name}: unexpected entry {path}; expected only {sorted(want)}")
+  for path, w in want.items():
+    if _shape(got[path]) != _shape(w):
+      extra = note(path, _shape(w)) if callable(note) else note
+      raise ValueError(f"{name}{path}: expected shape {_shape(w)}{extra}, got {_shape(got[path])}")
+  if jax.tree.structure(tree) != jax.tree.structure(like):
+    raise ValueError(f"{name}: expected {_layout(like)}, got {_layout(tree)}")
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_eval_shape(owner, method: str, args: tuple):
+  return _eval_shape(owner, method, args)
+
+
+def _eval_shape(owner, method: str, args: tuple):
+  if method == "init":
+    return jax.eval_shape(lambda: owner.init(jax.random.key(0)))
+  return jax.eval_shape(lambda: getattr(owner, method)(*args))
+
+
+def abstract(owner, method: str = "init", *args):
+  """The shapes and dtypes (``jax.ShapeDtypeStruct``s) of ``owner.init(key)`` or ``owner.method(*args)``.
+
+  Traced once per (owner, args) and cached: cells and stacks are frozen, hashable dataclasses.
+  Nothing is computed; this is what the shape checks of ``recurrent.layers`` compare against.
+  """
+  try:
+    hash((owner, args))
+  except TypeError:   # a cell with an unhashable field: trace every time
+    return _eval_shape(owner, method, args)
+  return _cached_eval_shape(owner, method, args)
 
 
 def expand_like(v: Array, x: Array) -> Array:

@@ -23,6 +23,13 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 
+def saved_steps(directory: str | os.PathLike) -> list[int]:
+  """The steps whose checkpoint was fully written under ``directory``, read from the folder itself
+  (Orbax renames a step's folder to its number only when it is complete); [] when there is none."""
+  d = Path(directory)
+  return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+
+
 class Checkpoints:
   """Save, restore and prune train states (any pytree of arrays)."""
 
@@ -54,8 +61,7 @@ class Checkpoints:
 
   def complete_steps(self) -> list[int]:
     """The steps whose checkpoint was fully written, read from the directory itself."""
-    d = Path(self.manager.directory)
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+    return saved_steps(self.manager.directory)
 
   def _guard(self, what: str, fn):
     """Runs a save or wait; a failure (a full disk) is re-raised saying what is still intact."""

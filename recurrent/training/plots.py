@@ -14,6 +14,8 @@ the library that imports matplotlib. The kinds are the few the tasks use:
                      (image captioning)
   bars               grouped bars, mean with a ± std error bar and each seed as a dot
                      (several seeds per model and setting: sequential MNIST)
+  captioned_images   a grid of images, each with lines of text under it (captions
+                     of several models, experiments/captioning_report.py)
 
 Each writes a PNG atomically (a temporary file in the same folder, then a
 rename), so a reader never sees half a figure; ``save`` does the same for a
@@ -49,18 +51,22 @@ def save(fig, path: str | os.PathLike, dpi: int) -> Path:
 
 
 def lines(path, series: Sequence[Mapping[str, Any]], title: str = "", xlabel: str = "",
-          ylabel: str = "", figsize=(7, 3.5), dpi: int = 100, legend: str = "upper right") -> Path:
-  """Curves over x: each of ``series`` is {"y", optional "x", "style", "label"}."""
+          ylabel: str = "", figsize=(7, 3.5), dpi: int = 100, legend: str = "upper right",
+          legend_size: float | None = None, title_size: float | None = None,
+          grid: bool = False) -> Path:
+  """Curves over x: each of ``series`` is {"y", optional "x", "style", "marker", "label"}."""
   fig, ax = plt.subplots(figsize=figsize)
   for s in series:
     y = np.asarray(s["y"])
     x = np.arange(len(y)) if s.get("x") is None else np.asarray(s["x"])
-    ax.plot(x, y, s.get("style", "-"), label=s.get("label"))
+    ax.plot(x, y, s.get("style", "-"), marker=s.get("marker"), label=s.get("label"))
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
-  ax.set_title(title)
+  ax.set_title(title, **({} if title_size is None else {"fontsize": title_size}))
   if any(s.get("label") for s in series):
-    ax.legend(loc=legend)
+    ax.legend(loc=legend, **({} if legend_size is None else {"fontsize": legend_size}))
+  if grid:
+    ax.grid(alpha=0.3)
   fig.tight_layout()
   return save(fig, path, dpi)
 
@@ -220,9 +226,36 @@ def bars(path, groups: Sequence[str], series: Sequence[Mapping[str, Any]], title
   return save(fig, path, dpi)
 
 
+def captioned_images(path, images: Sequence[np.ndarray], captions: Sequence[str], cols: int = 4,
+                     title: str = "", caption_size: float = 6.5, cell_size=(3.6, 3.3),
+                     dpi: int = 100) -> Path:
+  """Gray images (0..255, dark = high) in a grid of ``cols`` columns, each with its caption (lines
+  of text, left-aligned) under it."""
+  n = len(images)
+  if n == 0 or len(captions) != n:
+    raise ValueError(f"captions: expected one caption per image (at least one), got {len(captions)} "
+                     f"captions for {n} images")
+  rows = -(-n // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(cell_size[0] * cols, cell_size[1] * rows),
+                           squeeze=False)
+  for k in range(rows * cols):
+    ax = axes[k // cols, k % cols]
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if k >= n:
+      ax.axis("off")
+      continue
+    ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=255)
+    ax.set_xlabel(captions[k], fontsize=caption_size, loc="left")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return save(fig, path, dpi)
+
+
 KINDS: dict[str, Callable[..., Path]] = {
     "lines": lines, "heatmap": heatmap, "spectrogram_track": spectrogram_track,
-    "piano_roll": piano_roll, "attention_grid": attention_grid, "bars": bars}
+    "piano_roll": piano_roll, "attention_grid": attention_grid,
+    "captioned_images": captioned_images, "bars": bars}
 
 
 def draw(figure, path: str | os.PathLike) -> Path:
