@@ -204,6 +204,66 @@ def test_stateful_step_gradient_is_the_truncated_unroll_from_the_carry(corpus):
   assert bool(task.train_batch(W)["reset"]) and not bool(task.train_batch(W + 1)["reset"])
 
 
+def old_train_step(task, tx, optim):
+  """The single train step the loop ran before the quiet variant (every metric on every step), as it was."""
+  def train_step(state, batch):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    (loss, (task_metrics, carry)), grads = jax.value_and_grad(
+        lambda p: task.loss_fn(p, batch, rng, state.carry), has_aux=True)(state.params)
+    carry = jax.lax.stop_gradient(carry)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    params, opt_state, carry = (keep(params, state.params), keep(opt_state, state.opt_state),
+                                keep(carry, state.carry))
+    nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~ok, state.step, state.nonfinite_step)
+    metrics = {**state_lib.means(task_metrics), "loss": loss, "grad_norm": grad_norm,
+               "grad_norm_clipped": state_lib.clipped_norm(grads, grad_norm, optim),
+               "update_norm": optax.tree.norm(updates), "param_norm": optax.tree.norm(params)}
+    return state_lib.TrainState(state.step + 1, params, opt_state, state.rng, nonfinite_step,
+                                carry), metrics
+  return train_step
+
+
+@pytest.mark.slow  # three compiles of the LM step: 36 s at load 9
+def test_quiet_and_logged_steps_train_bitwise_as_the_old_step_and_log_the_reference_metrics(corpus):
+  """The loop's two variants (metrics logged or not), mixed, give bitwise the old step's state; the
+  logged step's accuracy, nll and norms equal float64 NumPy from the parameters at that step."""
+  from recurrent.training.optim import make_optimizer
+  config = config_for(corpus)
+  assert config.model.dropout == 0  # the reference LM has no dropout
+  task = get_task(config)
+  tx = make_optimizer(config.optim, config.num_steps)
+  steps = {logged: jax.jit(state_lib.make_train_step(task, tx, config.optim, logged))
+           for logged in (False, True)}
+  old = jax.jit(old_train_step(task, tx, config.optim))
+  mine = ref = state_lib.init_state(task, tx, config.seed, config.batch_size)
+  for i, logged in enumerate([False, False, True, False, True]):
+    before, batch = jax.tree.map(np.asarray, mine), task.train_batch(i)
+    mine, got = steps[logged](mine, batch)
+    ref, want = old(ref, batch)
+    for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(ref)):
+      np.testing.assert_array_equal(a, b)      # bitwise: params, optimiser state, carry
+    assert float(got["loss"]) == float(want["loss"])
+    if not logged:
+      assert set(got) == {"loss"}
+      continue
+    assert set(got) == set(want)
+    p0, p1 = f64(before.params), f64(mine.params)
+    carry = [(np.asarray(c.h, np.float64), np.asarray(c.c, np.float64)) for c in before.carry]
+    logits, _ = reference_lm(p0, batch["inputs"], carry)
+    targets = batch["targets"]
+    np.testing.assert_allclose(float(got["accuracy"]), np.mean(logits.argmax(-1) == targets),
+                               atol=1e-7)
+    np.testing.assert_allclose(float(got["nll"]), numpy_nll(logits, targets).mean(), rtol=1e-5)
+    norm = lambda tree: np.sqrt(sum(np.sum(x ** 2) for x in jax.tree.leaves(tree)))
+    np.testing.assert_allclose(float(got["param_norm"]), norm(p1), rtol=1e-5)
+    np.testing.assert_allclose(float(got["update_norm"]),
+                               norm(jax.tree.map(np.subtract, p1, p0)), rtol=1e-4)
+
+
 @pytest.mark.parametrize("eval_streams", [1, 3])
 def test_carried_evaluation_equals_one_long_unroll(corpus, eval_streams):
   config = config_for(corpus, **{"task.eval_streams": eval_streams, "eval_batches": 0})

@@ -108,10 +108,15 @@ def test_window_means_average_each_scalar_over_the_interval_and_skip_nans():
            {"loss": 6.0, "acc": 0.25, "gone": float("nan")}]
   assert window_means(steps) == {"loss": 3.0, "acc": 0.375}
   assert window_means([]) == {}
+  # the loop's non-logging steps return the loss alone: the others are the logging step's values
+  steps = [{"loss": 1.0}, {"loss": 2.0}, {"loss": 6.0, "acc": 0.25, "gone": float("nan")}]
+  assert window_means(steps) == {"loss": 3.0, "acc": 0.25}
 
 
 def test_logged_train_loss_is_the_mean_over_the_log_interval(tmp_path):
-  """metrics.jsonl at steps 3 and 6 (log_every 3) = the mean of the per-step losses of a manual run."""
+  """metrics.jsonl at steps 3 and 6 (log_every 3) = the mean of the per-step losses of a manual run
+  with every metric on every step; the norms are the logging step's, the norm of its parameters; the
+  loop's parameters (quiet steps 1, 2, 4, 5) are bitwise the manual run's."""
   import jax
 
   from recurrent.training import state as state_lib
@@ -123,12 +128,23 @@ def test_logged_train_loss_is_the_mean_over_the_log_interval(tmp_path):
   tx = make_optimizer(config.optim, config.num_steps)
   state = state_lib.init_state(task, tx, config.seed)
   step_fn = jax.jit(state_lib.make_train_step(task, tx, config.optim))
-  losses = []
+  losses, per_step, param_norms = [], [], []
   for step in range(config.num_steps):
     state, m = step_fn(state, task.train_batch(step))
     losses.append(float(m["loss"]))
-  logged = {r["step"]: r["loss"] for r in read_jsonl(tmp_path / "metrics.jsonl")
-            if r.get("split") == "train"}
+    per_step.append(jax.device_get(m))
+    param_norms.append(np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2)
+                                   for x in jax.tree.leaves(state.params))))
+  records = {r["step"]: r for r in read_jsonl(tmp_path / "metrics.jsonl") if r.get("split") == "train"}
+  logged = {s: r["loss"] for s, r in records.items()}
   np.testing.assert_allclose([logged[3], logged[6]], [np.mean(losses[:3]), np.mean(losses[3:])],
                              rtol=1e-5)
   assert abs(logged[6] - losses[5]) > 1e-6  # not the last step alone
+  for s in (3, 6):  # the norms: step s's own, not means over the interval
+    np.testing.assert_allclose(records[s]["param_norm"], param_norms[s - 1], rtol=1e-6)
+    for k in ("grad_norm", "grad_norm_clipped", "update_norm"):
+      np.testing.assert_allclose(records[s][k], float(per_step[s - 1][k]), rtol=1e-6)
+  assert abs(records[6]["grad_norm"] - np.mean([float(m["grad_norm"]) for m in per_step[3:]])) > 1e-6
+  _, params = loop.restore_params(config, tmp_path, "latest")
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, b)

@@ -15,7 +15,9 @@ read in consecutive windows of T, the same stream for both runners. One
          ``recurrent.tasks._lm.stream_lm_task`` (``StreamLM``: the stack on the
          recurrence engine) + ``recurrent.training.state.make_train_step``
          (optax chain from ``make_optimizer``, the carry in the train state,
-         the non-finite guard and the logged norms), jitted with the state donated
+         the non-finite guard), jitted with the state donated: its ``logged=False``
+         variant, the one the loop runs on every step but the logging ones (one
+         in ``log_every`` = 200 for PTB), which leaves out the accuracy and norms
   torch  the same model written the way a PyTorch user writes it (the
          ``word_language_model`` example): ``nn.Embedding`` + ``nn.LSTM(num_layers=2,
          batch_first=True)`` + ``nn.Linear``, ``CrossEntropyLoss`` x T,
@@ -67,7 +69,8 @@ def ours(B: int, T: int, V: int, E: int, H: int, tokens: int, seed: int = 0) -> 
   tx = optim_lib.make_optimizer(config.optim, config.num_steps)
   state = state_lib.init_state(task, tx, seed, B)
   params0 = jax.tree.map(np.array, state.params)  # a copy: the step donates the state
-  train_step = jax.jit(state_lib.make_train_step(task, tx, config.optim), donate_argnums=0)
+  train_step = jax.jit(state_lib.make_train_step(task, tx, config.optim, logged=False),
+                       donate_argnums=0)
   compiled = train_step.lower(state, task.train_batch(0)).compile()
   m = compiled.memory_analysis()
   peak = (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes

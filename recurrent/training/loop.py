@@ -12,9 +12,10 @@ as data, the loop writes them on process 0).
 
 A step is ``state, metrics = train_step(state, task.train_batch(step))``, jitted
 with the state donated. Metrics leave the device only every ``log_every``
-steps, and what is logged then is each scalar's mean over those steps
-(``metrics.window_means``; the first log after a resume averages the steps
-since the resume). Since ``train_batch`` is a pure function of (seed, step) and the step's
+steps: the loss as its mean over those steps (``metrics.window_means``; the
+first log after a resume averages the steps since the resume), the task's
+other metrics and the norms as the logging step's own values (only that step
+computes them: ``state.make_train_step(..., logged=False)`` runs the others). Since ``train_batch`` is a pure function of (seed, step) and the step's
 key is ``fold_in(key(seed), step)``, a run resumed from a checkpoint computes
 bitwise the same parameters as one that was never interrupted (on CPU).
 """
@@ -212,8 +213,12 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
     logging.info("resumed from %s at step %d", ckpt.manager.directory, start)
   writer = metrics_lib.MetricWriter(workdir, start) if distributed.is_main() else \
       distributed.NullWriter()
-  train_step = jax.jit(state_lib.make_train_step(task, setup.tx, config.optim), donate_argnums=0,
-                       out_shardings=(parallel.state_shardings(mesh), parallel.replicated(mesh)))
+  # {logs this step: its jitted step}: the logged metrics (task metrics, norms) only where they are
+  # written; the other steps return the loss alone and compute the same state (two compiles)
+  train_steps = {logged: jax.jit(state_lib.make_train_step(task, setup.tx, config.optim, logged),
+                                 donate_argnums=0, out_shardings=(parallel.state_shardings(mesh),
+                                                                  parallel.replicated(mesh)))
+                 for logged in (False, True)}
   best = None
   best_step = ckpt.best_step()
   if best_step is not None and ckpt.manager.metrics(best_step):
@@ -228,15 +233,18 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
     for step in range(start, num_steps):
       local, batch = distributed.train_batch(task, step, mesh, config.batch_size)  # local: its rows
       window_tokens.append(task.num_tokens(local))
-      state, metrics = train_step(state, batch)
+      done = step + 1
+      logs = done % config.log_every == 0 or done == num_steps
+      if step == start and not logs:  # the logged variant compiled too, before the first rate starts
+        train_steps[True].lower(state, batch).compile()  # (jit's cache: its first call reuses it)
+      state, metrics = train_steps[logs](state, batch)
       window_metrics.append(metrics)
       window_steps += 1
-      done = step + 1
-      if step == start and done % config.log_every:  # keep compilation out of the first rate
+      if step == start and not logs:  # keep compilation out of the first rate
         jax.block_until_ready(state.step)
         window_start, window_steps, window_tokens = time.perf_counter(), 0, []
 
-      if done % config.log_every == 0 or done == num_steps:
+      if logs:
         _check_finite(state, ckpt)
         scalars = metrics_lib.window_means(jax.device_get(window_metrics))
         window_metrics = []

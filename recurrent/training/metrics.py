@@ -31,16 +31,18 @@ def quiet_libraries() -> None:
 
 
 def window_means(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:
-  """Each train scalar averaged over the steps since the last log (one dict per step).
+  """Each train scalar averaged over the steps since the last log that have it (one dict per step).
 
-  What a log line and metrics.jsonl report at step s is the mean over steps
-  s - log_every + 1 .. s, not step s's value alone (a single batch's loss is
-  noisy). A value that is NaN at a step (a metric with no tokens in that
-  batch) is skipped; a name that is NaN at every step is left out.
+  The loop's non-logging steps return the loss alone, the logging step every
+  metric: so what a log line and metrics.jsonl report at step s is the loss's
+  mean over steps s - log_every + 1 .. s (a single batch's loss is noisy) and
+  the other scalars' values at step s. A value that is NaN at a step (a
+  metric with no tokens in that batch) is skipped; a name that is NaN at
+  every step is left out.
   """
   out = {}
-  for k in steps[0] if steps else ():
-    v = np.array([float(m[k]) for m in steps], np.float64)
+  for k in dict.fromkeys(k for m in steps for k in m):  # every name, in first-seen order
+    v = np.array([float(m[k]) for m in steps if k in m], np.float64)
     if not np.all(np.isnan(v)):
       out[k] = float(np.nanmean(v))
   return out
