@@ -35,20 +35,26 @@ def machine() -> dict:
     info["torch"] = None
   if hasattr(os, "getloadavg"):
     info["loadavg_at_start"] = os.getloadavg()
+  info["cores_used"] = sorted(os.sched_getaffinity(0))
   return info
 
 
 def set_threads(n: int) -> None:
-  """n CPU threads for XLA (before its backend starts) and torch; 0 leaves the defaults."""
+  """n CPU cores for XLA and torch alike (before XLA's backend starts); 0 leaves the defaults.
+
+  The process is pinned to n of the cores it may use (``os.sched_setaffinity``;
+  threads started later inherit it), so n = 1 is one core for every library:
+  XLA's thread pools still exist but share that core. Within it XLA's Eigen
+  threading is turned off and torch gets n threads.
+  """
   if n <= 0:
     return
+  allowed = sorted(os.sched_getaffinity(0))
+  if n > len(allowed):
+    raise ValueError(f"threads: this process may use {len(allowed)} core(s), got threads={n}")
+  os.sched_setaffinity(0, allowed[:n])
   if n == 1:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1")
-  else:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" intra_op_parallelism_threads={n}")
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
   try:
     import torch
     torch.set_num_threads(n)

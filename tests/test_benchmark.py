@@ -65,3 +65,25 @@ def test_inference_suite_runs_and_the_three_models_agree():
     assert set(values) == want, (mode, values)
     for impl, v in values.items():
       assert abs(v - values["ours"]) < 1e-4 * max(1.0, abs(values["ours"])), (mode, values)
+
+
+def test_one_thread_pins_the_process_to_one_core_for_every_library():
+  import os
+  import subprocess
+  import sys
+  if len(os.sched_getaffinity(0)) < 2:
+    pytest.skip("needs 2 usable cores to tell one from all")
+  code = ("import os, threading\n"
+          "from experiments.benchmark import set_threads\n"
+          "set_threads(1)\n"
+          "seen = []\n"
+          "t = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0))); t.start(); t.join()\n"
+          "print(len(os.sched_getaffinity(0)), len(seen[0]), '--xla_cpu_multi_thread_eigen=false' in os.environ['XLA_FLAGS'])\n"
+          "try:\n"
+          "  set_threads(10**6)\n"
+          "except ValueError as e:\n"
+          "  print(e)\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+  lines = out.splitlines()
+  assert lines[0] == "1 1 True"  # the main thread and a thread started after it
+  assert "threads" in lines[1] and "1000000" in lines[1]
