@@ -267,3 +267,51 @@ def test_cells_that_declare_post_reads_sum_read_only_the_sum(name):
     assert_trees_close(cell.post(params, carry0, a, b), want, atol=1e-6)
   assert make("lstm").post_reads_sum and make("rnn_tanh").post_reads_sum
   assert not make("gru").post_reads_sum
+
+
+@pytest.mark.parametrize("name, blocks", [
+    ("lstm", 2), ("gru_reset_before", 2), pytest.param("lstm", 4, marks=pytest.mark.slow),
+    pytest.param("gru", 3, marks=pytest.mark.slow), pytest.param("rnn_tanh", 5, marks=pytest.mark.slow)])
+def test_column_blocks_equal_the_scan_in_float64(name, blocks, monkeypatch):
+  """k dots per step over column blocks of W_h (forward and backward loops): the reference
+  scan's values, gradients and JVPs, with padding, reverse and a given initial carry."""
+  monkeypatch.setattr(engine, "column_blocks", lambda batch, width: blocks)
+  with jax.enable_x64(True):
+    cell, params, xs, carry0, weights = setup(name, jnp.float64)
+    ref = loss_and_grads(cell, params, xs, carry0, weights, impl="scan", **SETTINGS["reverse"])
+    got = loss_and_grads(cell, params, xs, carry0, weights, impl="hoisted", **SETTINGS["reverse"])
+    assert_trees_close(ref, got, atol=1e-12, rtol=1e-10)
+    f = lambda impl: lambda x: unroll(cell, params, x, LENGTHS, impl=impl)[1]
+    dx = jnp.cos(jnp.arange(xs.size, dtype=xs.dtype)).reshape(xs.shape)
+    assert_trees_close(jax.jvp(f("scan"), (xs,), (dx,)), jax.jvp(f("hoisted"), (xs,), (dx,)),
+                       atol=1e-12, rtol=1e-10)
+
+
+def test_column_blocks_are_separate_dots_in_both_loops():
+  """With blocks=k the forward and the backward loop each hold k dots per step (one with k=1)."""
+  cell, params, xs, carry0, weights = setup("lstm")
+  xp_TBG = jnp.swapaxes(cell.project_inputs(params, xs), 0, 1)
+
+  def dots_per_loop(blocks):
+    loss = lambda p: jnp.sum(engine.recurrence(cell, p, xp_TBG, None, carry0, blocks=blocks)[1])
+    jaxpr = jax.make_jaxpr(jax.grad(loss))(params)
+    scans = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
+    return [sum(q.primitive.name == "dot_general" for q in e.params["jaxpr"].jaxpr.eqns)
+            for e in scans]
+
+  assert dots_per_loop(1) == [1, 1]
+  assert dots_per_loop(4) == [4, 4]
+
+
+def test_column_blocks_choice_and_bad_values(monkeypatch):
+  monkeypatch.setattr(engine, "_cpu_threads", lambda: 2)
+  assert engine.column_blocks(32, 1024) == (2 if jax.default_backend() == "cpu" else 1)
+  assert engine.column_blocks(1, 1024) == 1     # one sequence: latency-bound, one dot
+  assert engine.column_blocks(32, 15) == 1      # an odd width does not split in two
+  monkeypatch.setattr(engine, "_cpu_threads", lambda: 1)
+  assert engine.column_blocks(32, 1024) == 1
+  cell, params, xs, carry0, _ = setup("lstm")
+  xp_TBG = jnp.swapaxes(cell.project_inputs(params, xs), 0, 1)
+  for bad in (0, 3, 2.0):
+    with pytest.raises(ValueError, match="blocks"):
+      engine.recurrence(cell, params, xp_TBG, None, carry0, blocks=bad)
