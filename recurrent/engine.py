@@ -49,20 +49,12 @@ without peepholes) carries no parameter cotangent through the backward loop.
 Masking: ``mask_TB`` (True at valid steps); a padded step leaves the carry as
 it was and outputs zero.
 
-Column blocks (``blocks = k``): the per-step matmul is written as k independent
-dots over column blocks of W, u_t = [h_{t-1} W_1, ..., h_{t-1} W_k] (and the
-tangent's dh W the same way), so that XLA:CPU's runtime, which runs independent
-operations of a loop body concurrently on its thread pool, can give each dot a
-thread; the values are the same sums in the same order. ``column_blocks``
-picks k from the backend, the batch and the number of CPU threads.
-
 Speed: docs/PERFORMANCE.md ("The engine against the hand-written backward").
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -84,27 +76,15 @@ def _times_transposed(h_BH: Array, W_T: Array) -> Array:
   return jax.lax.dot_general(h_BH, W_T, (((h_BH.ndim - 1,), (1,)), ((), ())))
 
 
-def _columns(W, blocks: int):
-  """W [H, G] as ``blocks`` column blocks [H, G / blocks] (None stays None)."""
-  return None if W is None else tuple(jnp.split(W, blocks, axis=1))
+def _matmul(cell: Cell, W, carry):
+  return None if W is None else cell.hidden(carry) @ W
 
 
-def _matmul(cell: Cell, W_blocks, carry):
-  """u = hidden(carry) @ W, one dot per column block of W (``W_blocks``, from ``_columns``)."""
-  if W_blocks is None:
-    return None
-  h_BH = cell.hidden(carry)
-  u = [h_BH @ W for W in W_blocks]
-  return u[0] if len(u) == 1 else jnp.concatenate(u, axis=-1)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _recurrence(cell, unroll, blocks, W, params, xp_TBG, mask_TB, carry0):
-  W_blocks = _columns(W, blocks)
-
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _recurrence(cell, unroll, W, params, xp_TBG, mask_TB, carry0):
   def body(carry, inputs):
     xp_BG, m_B = inputs
-    new, y_BH = cell.post(params, carry, xp_BG, _matmul(cell, W_blocks, carry))
+    new, y_BH = cell.post(params, carry, xp_BG, _matmul(cell, W, carry))
     return _masked(m_B, new, carry, y_BH)
 
   return jax.lax.scan(body, carry0, (xp_TBG, mask_TB), unroll=unroll)
@@ -141,18 +121,17 @@ def _post_policy(prim, *args, **params) -> bool:
 
 
 @_recurrence.defjvp
-def _recurrence_jvp(cell, unroll, blocks, primals, tangents):
+def _recurrence_jvp(cell, unroll, primals, tangents):
   W, params, xp_TBG, mask_TB, carry0 = primals
   dW, dparams, dxp_TBG, _, dcarry0 = tangents
   linear = []  # post's linearisation, the same function at every step (traced once)
   post = jax.checkpoint(cell.post, prevent_cse=False, policy=_post_policy)
   param_leaves = jax.tree.leaves(params)
-  W_blocks = _columns(W, blocks)
 
   def body(carry, inputs):
     xp_BG, m_B = inputs
     h_BH = cell.hidden(carry)
-    u_BG = _matmul(cell, W_blocks, carry)
+    u_BG = _matmul(cell, W, carry)
     (new, y_BH), post_lin = jax.linearize(post, params, carry, xp_BG, u_BG)
     f, residuals = _hoist_residuals(post_lin, (dparams, carry, xp_BG, u_BG))
     # A residual that is xp_t, h_{t-1} or a parameter is read from outside the scan, not saved.
@@ -172,15 +151,12 @@ def _recurrence_jvp(cell, unroll, blocks, primals, tangents):
     dxp_TBG, dU_TBG = dxp_TBG + dU_TBG, None
   # dh @ W written as a contraction with W^T: its transpose, in the backward loop, is then a
   # plain du @ W^T with W^T laid out once here (measured faster on XLA:CPU than transposing W
-  # inside the loop). With column blocks, one contraction per block of W (rows of W^T).
-  W_T_blocks = None if W is None else tuple(W_b.T for W_b in W_blocks)
+  # inside the loop).
+  W_T = None if W is None else W.T
 
   def tangent_body(dcarry, inputs):
     m_B, dxp_BG, dU_BG, xp_BG, h_BH, saved = inputs
-    du_BG = None
-    if W is not None:
-      du = [_times_transposed(cell.hidden(dcarry), W_T) for W_T in W_T_blocks]
-      du_BG = du[0] if len(du) == 1 else jnp.concatenate(du, axis=-1)
+    du_BG = None if W is None else _times_transposed(cell.hidden(dcarry), W_T)
     if dU_BG is not None:
       du_BG = du_BG + dU_BG
     it = iter(saved)
@@ -205,43 +181,11 @@ def _post_param_keys(cell: Cell, params: dict, carry, xp_BG: Array, u_BG) -> tup
   return tuple(k for k, v in zip(names, jaxpr.invars[:len(names)]) if id(v) in used)
 
 
-def _cpu_threads() -> int:
-  """CPU cores this process may run on (what XLA:CPU sizes its thread pool by)."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    return os.cpu_count() or 1
-
-
-def column_blocks(batch: int, width: int) -> int:
-  """Column blocks of the per-step matmul [batch, H] @ [H, width]: 2 on a multi-core CPU, else 1.
-
-  Two independent dots let XLA:CPU run them on two threads at once (measured:
-  docs/PERFORMANCE.md, "Two dots per step"). GPUs and TPUs parallelise one dot
-  themselves; a single sequence (batch 1) is latency-bound and stays one dot.
-  """
-  if jax.default_backend() != "cpu" or batch < 2 or width % 2 or _cpu_threads() < 2:
-    return 1
-  return 2
-
-
 def recurrence(cell: Cell, params: dict, xp_TBG: Array, mask_TB: Array | None, carry0,
-               unroll: int = 1, blocks: int | None = None):
-  """(final carry, ys_TBH) of ``cell`` over projected inputs xp_TBG (time-major).
-
-  ``blocks``: column blocks of the per-step matmul (module docstring); None picks
-  ``column_blocks(B, G)``. Any k that divides G gives the same values.
-  """
+               unroll: int = 1):
+  """(final carry, ys_TBH) of ``cell`` over projected inputs xp_TBG (time-major)."""
   W = cell.recurrent_kernel(params)
-  if W is not None and blocks is None:
-    blocks = column_blocks(xp_TBG.shape[1], W.shape[1])
-  if W is not None and (not isinstance(blocks, int) or blocks < 1 or W.shape[1] % blocks):
-    raise ValueError(f"blocks: must be an int >= 1 dividing the recurrent matmul's width "
-                     f"{W.shape[1]}, got {blocks!r}")
-  blocks = 1 if W is None else blocks
-  u_BG = None if W is None else jax.eval_shape(
-      lambda W, c: _matmul(cell, (W,), c), W, carry0)
+  u_BG = None if W is None else jax.eval_shape(functools.partial(_matmul, cell), W, carry0)
   keys = _post_param_keys(cell, params, carry0,
                           jax.ShapeDtypeStruct(xp_TBG.shape[1:], xp_TBG.dtype), u_BG)
-  return _recurrence(cell, unroll, blocks, W, {k: params[k] for k in keys}, xp_TBG, mask_TB,
-                     carry0)
+  return _recurrence(cell, unroll, W, {k: params[k] for k in keys}, xp_TBG, mask_TB, carry0)
