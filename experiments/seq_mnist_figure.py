@@ -19,9 +19,11 @@ from absl import app, flags
 from recurrent.training.results import best_row, workdirs
 from recurrent.training import plots
 
-flags.DEFINE_multi_string("variant", [], "LABEL=GLOB of run workdirs (repeatable)")
+flags.DEFINE_multi_string("variant", [], "LABEL=GLOB of run workdirs (repeatable; split at the first "
+                          "'=', so the label holds none)")
 flags.DEFINE_string("out", None, "the PNG to write")
 flags.DEFINE_string("metric", "test_accuracy", "the eval metric drawn (at each run's best step)")
+flags.DEFINE_string("title", "Sequential MNIST", "the figure's title")
 flags.mark_flags_as_required(["out"])
 FLAGS = flags.FLAGS
 
@@ -64,10 +66,10 @@ def main(argv):
     raise app.UsageError(f"--variant: no finished run matches {[g for _, g in variants]}")
   for wd in unfinished:
     print(f"not finished (left out): {wd}")
-  n = {s["label"]: sum(map(len, s["values"])) for s in series}
-  path = plots.bars(FLAGS.out, [NAMES.get(c, c) for c in cells], series,
-                    title="Sequential MNIST, " + ", ".join(f"{k}: {v} runs" for k, v in n.items()),
-                    ylabel=FLAGS.metric.replace("_", " "), ylim=(0, 1))
+  for s in series:
+    s["label"] = f"{s['label']} ({sum(map(len, s['values']))} runs)"
+  path = plots.bars(FLAGS.out, [NAMES.get(c, c) for c in cells], series, title=FLAGS.title,
+                    ylabel=FLAGS.metric.replace("_", " ") + " at the best checkpoint", ylim=(0, 1))
   print(f"wrote {path}")
 
 
