@@ -12,12 +12,9 @@ not drawn. See docs/seq_mnist.md.
 """
 
 
-from pathlib import Path
-
 from absl import app, flags
 
-from recurrent.training.results import best_row, workdirs
-from recurrent.training import plots
+from recurrent.training import plots, results
 
 flags.DEFINE_multi_string("variant", [], "LABEL=GLOB of run workdirs (repeatable; split at the first "
                           "'=', so the label holds none)")
@@ -31,27 +28,6 @@ NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "tanh RNN", "rnn": "tanh RNN"
          "lru": "LRU", "rg_lru": "RG-LRU", "min_gru": "minGRU", "min_lstm": "minLSTM"}
 
 
-def collect(variants: list[tuple[str, str]], metric: str) -> tuple[list[str], list[dict], list[Path]]:
-  """(cells, series, unfinished): per variant {"label", "values": [per cell: the runs' metric]}.
-
-  Cells are in the order of ``NAMES`` (the sweep's), any other after them by name.
-  """
-  rows, unfinished = {}, []
-  for label, pattern in variants:
-    rows[label] = []
-    for wd in workdirs(pattern):
-      row = best_row(wd)
-      if row is None:
-        unfinished.append(wd)
-      else:
-        rows[label].append(row)
-  order = {c: i for i, c in enumerate(NAMES)}
-  cells = sorted({r["model.cell"] for rs in rows.values() for r in rs}, key=lambda c: (order.get(c, len(order)), c))
-  series = [{"label": label, "values": [[float(r[metric]) for r in rs if r["model.cell"] == c] for c in cells]}
-            for label, rs in rows.items()]
-  return cells, series, unfinished
-
-
 def main(argv):
   del argv
   variants = []
@@ -61,7 +37,7 @@ def main(argv):
     variants.append(tuple(v.split("=", 1)))
   if not variants:
     raise app.UsageError("--variant: give at least one LABEL=GLOB")
-  cells, series, unfinished = collect(variants, FLAGS.metric)
+  cells, series, unfinished = results.values_by(variants, "model.cell", FLAGS.metric, order=list(NAMES))
   if not cells:
     raise app.UsageError(f"--variant: no finished run matches {[g for _, g in variants]}")
   for wd in unfinished:

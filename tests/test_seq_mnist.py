@@ -114,7 +114,7 @@ def test_step_budgets_and_the_sweep_over_every_cell():
 
 def test_figure_groups_finished_runs_by_cell_at_their_best_step(tmp_path):
   import json
-  from experiments import seq_mnist_figure
+  from recurrent.training import results
 
   def run(name, cell, accuracies, finished=True):
     wd = tmp_path / name
@@ -132,7 +132,8 @@ def test_figure_groups_finished_runs_by_cell_at_their_best_step(tmp_path):
   run("a2", "gru", [0.3, 0.4])
   run("a3", "gru", [0.2], finished=False)
   (tmp_path / "a_summary.csv").write_text("name\n")  # a sweep's files beside its runs are not runs
-  cells, series, unfinished = seq_mnist_figure.collect([("pixel", str(tmp_path / "a*"))], "test_accuracy")
+  cells, series, unfinished = results.values_by([("pixel", str(tmp_path / "a*"))], "model.cell",
+                                                "test_accuracy", order=["lstm"])
   assert cells == ["lstm", "gru"] and [p.name for p in unfinished] == ["a3"]
   np.testing.assert_allclose(series[0]["values"][0], [0.89, 0.79])
   np.testing.assert_allclose(series[0]["values"][1], [0.39])

@@ -89,3 +89,29 @@ def group_rows(rows: list[dict | None], group_by: list[str], columns: list[str])
   return sorted(out, key=lambda r: [json.dumps(r[g], sort_keys=True) for g in group_by])
 
 
+
+
+def values_by(variants: list[tuple[str, str]], key: str, metric: str, order: list = ()
+              ) -> tuple[list, list[dict], list[Path]]:
+  """(keys, series, unfinished) of finished runs, ``metric`` at each one's best step, grouped by ``key``.
+
+  ``variants`` are (label, glob of workdirs); each gives one series
+  {"label", "values": [per key: the runs' metric values]}. The keys are the
+  distinct values of the config field ``key`` over all variants, those in
+  ``order`` first in that order, any other after them sorted; ``unfinished``
+  lists the workdirs without ``final.json``.
+  """
+  rows, unfinished = {}, []
+  for label, pattern in variants:
+    rows[label] = []
+    for wd in workdirs(pattern):
+      row = best_row(wd)
+      if row is None:
+        unfinished.append(wd)
+      else:
+        rows[label].append(row)
+  rank = {k: i for i, k in enumerate(order)}
+  keys = sorted({r[key] for rs in rows.values() for r in rs}, key=lambda k: (rank.get(k, len(rank)), str(k)))
+  series = [{"label": label, "values": [[float(r[metric]) for r in rs if r[key] == k] for k in keys]}
+            for label, rs in rows.items()]
+  return keys, series, unfinished
