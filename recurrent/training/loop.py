@@ -214,7 +214,8 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   writer = metrics_lib.MetricWriter(workdir, start) if distributed.is_main() else \
       distributed.NullWriter()
   # {logs this step: its jitted step}: the logged metrics (task metrics, norms) only where they are
-  # written; the other steps return the loss alone and compute the same state (two compiles)
+  # written; the other steps return the loss alone and compute the same state (each variant is
+  # compiled when first used: one compile when every step logs)
   train_steps = {logged: jax.jit(state_lib.make_train_step(task, setup.tx, config.optim, logged),
                                  donate_argnums=0, out_shardings=(parallel.state_shardings(mesh),
                                                                   parallel.replicated(mesh)))

@@ -28,7 +28,7 @@ each read the whole model. So ``make_train_step(..., logged=False)`` gives
 the step that returns only ``{"loss": loss}``: the task's metrics and the
 norms are the same expressions, no longer outputs, and XLA removes them as
 dead code. Both variants compute the same new state bitwise (tested); the
-loop runs the ``logged`` one on logging steps only (two compiles).
+loop runs the ``logged`` one on logging steps only (a second compile when some steps do not log).
 
 A stateful task (``task.initial_carry`` set; see ``recurrent.tasks.base``)
 keeps its recurrent carry in ``state.carry``: each step starts from it and
