@@ -115,7 +115,7 @@ class RNN(_Params):
   Args mirror ``recurrent.nn.RNN`` (linen), with the input size given up
   front as NNX modules are built eagerly: ``cell``, ``hidden_sizes``,
   ``bidirectional``, ``merge``, ``dropout`` (between layers), ``residual``,
-  ``unroll``, ``impl``, ``remat`` and ``cell_kwargs`` (forget_bias,
+  ``highway``, ``unroll``, ``impl``, ``remat`` and ``cell_kwargs`` (forget_bias,
   param_dtype, ...). ``deterministic`` (default False, like
   ``nnx.Dropout``) switches dropout off; ``rngs`` needs a "params" stream,
   and a "dropout" stream (or a default one) when ``dropout > 0``.
@@ -123,12 +123,13 @@ class RNN(_Params):
 
   def __init__(self, input_size: int, hidden_sizes: int | Sequence[int], cell: str = "lstm", *,
                bidirectional: bool = False, merge: str = "concat", dropout: float = 0.0,
-               residual: bool = False, unroll: int = 1, impl: str = "auto", remat: int = 0,
+               residual: bool = False, highway: bool = False, unroll: int = 1,
+               impl: str = "auto", remat: int = 0,
                cell_kwargs: dict | None = None, deterministic: bool = False, rngs: nnx.Rngs):
     if isinstance(hidden_sizes, int):
       hidden_sizes = (hidden_sizes,)
     self.stack = layers.make_stack(cell, input_size, tuple(hidden_sizes), bidirectional, merge,
-                                   dropout, residual, **(cell_kwargs or {}))
+                                   dropout, residual, highway, **(cell_kwargs or {}))
     self.unroll, self.impl, self.remat = unroll, impl, remat
     self.deterministic = deterministic
     self.params = wrap(self.stack.init(rngs.params()))

@@ -59,6 +59,28 @@ def test_rnn_matches_numpy_residual_gru_stack():
   np.testing.assert_allclose(carries[-1], final, rtol=1e-5, atol=1e-5)
 
 
+def test_rnn_matches_numpy_highway_gru_stack():
+  """y <- T * y + (1 - T) * x with T = sigma(x W_T + b_T), where sizes match (layers 2 and 3 here)."""
+  rnn = rnnx.RNN(D, (6, 6, 6), "gru", highway=True, rngs=nnx.Rngs(2))
+  p = _np(rnn.pure_params())
+  assert p["highway"][0] is None                       # D != 6: no gate on the first layer
+  x = _x(2)
+  carries, ys = rnn(x)
+  h_in = x.astype(np.float64)
+  for layer, gate in zip(p["layers"], p["highway"]):
+    final, out = ref.run(lambda h, xt: ((o := ref.gru_step(layer, h, xt)), o), h_in,
+                         np.zeros((B, 6)))
+    if gate is not None:
+      t = 1.0 / (1.0 + np.exp(-(h_in @ gate["W_T"] + gate["b_T"])))
+      out = t * out + (1.0 - t) * h_in
+    h_in = out
+  np.testing.assert_allclose(ys, h_in, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(carries[-1], final, rtol=1e-5, atol=1e-5)
+  linen = LinenRNN(hidden_sizes=(6, 6, 6), cell="gru", highway=True)
+  want = linen.apply({"params": {"stack": rnn.pure_params()}}, jnp.asarray(x))
+  np.testing.assert_allclose(ys, want[1], rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("cell", ["lstm"])   # GRU and tanh forms: the tests above and below
 def test_one_checkpoint_in_pure_linen_and_nnx_forms(cell):
   x, lengths = _x(2), jnp.array([5, 3, 1], jnp.int32)
