@@ -16,11 +16,7 @@ from configs import base
 def long_range_config(task_name: str, cell: str, arg=None):
   """The config shared by the three long-range tasks (adding, copy_memory, first_token)."""
   config = base.base_config()
-  config.task.name = task_name
-  config.task.delay = 50               # T: sequence length (adding) or gap to bridge
-  config.task.num_symbols = 8          # first token: V symbols (copy memory always uses 8)
-  config.task.embed_size = 16          # token tasks: embedding size (unused by adding)
-  config.task.num_eval_batches = 8     # held-out batches of batch_size, drawn once from the seed
+  config.task = base.long_range_task(task_name, delay=50, num_eval_batches=8)  # drawn once from the seed
 
   config.model.cell = cell
   config.model.hidden_sizes = (64,)

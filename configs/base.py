@@ -94,6 +94,21 @@ def optim_config(learning_rate: float, clip_norm: float | None = 0.0,
   return optim
 
 
+def long_range_task(name: str, delay: int, num_eval_batches: int) -> ml_collections.ConfigDict:
+  """The task section of the long-range tasks (recurrent/tasks/: adding, copy_memory, first_token).
+
+  Shared by configs/adding.py (one model, the general trainer) and the gradient lab's configs
+  (gradient_decay.py, horizon_sweep.py, which set ``name`` and ``delay`` per point).
+  """
+  task = ml_collections.ConfigDict()
+  task.name = name                     # adding | copy_memory | first_token
+  task.delay = delay                   # T: sequence length (adding) or gap to bridge
+  task.num_symbols = 8                 # first token: V symbols (copy memory always uses 8)
+  task.embed_size = 16                 # token tasks: embedding size (unused by adding)
+  task.num_eval_batches = num_eval_batches  # held-out batches of batch_size (the general trainer)
+  return task
+
+
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
   """Shrinks a config so that it trains a few steps in seconds (for tests)."""
   config.model.hidden_sizes = tuple(min(h, 16) for h in config.model.hidden_sizes)

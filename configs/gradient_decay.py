@@ -29,12 +29,7 @@ def get_config(arg=None):
   config.seed = 0                          # root key: seed s uses fold_in(key(seed), s)
   config.num_seeds = 3                     # models per cell, trained together (vmapped)
 
-  config.task = ml_collections.ConfigDict()
-  config.task.name = "adding"              # adding | copy_memory | first_token (recurrent/tasks/)
-  config.task.delay = 50                   # T: sequence length (adding), gap (copy memory, first token)
-  config.task.num_symbols = 8              # first token: V symbols (copy memory always uses 8)
-  config.task.embed_size = 16              # token tasks: embedding size
-  config.task.num_eval_batches = 4         # only for the general trainer (configs/adding.py etc.)
+  config.task = base.long_range_task("adding", delay=50, num_eval_batches=4)  # --config.task.name=...
 
   config.cells = ("rnn", "lstm", "gru")    # names in recurrent.cells.CELLS, one curve each
   config.hidden_sizes = (64,)              # one size per layer

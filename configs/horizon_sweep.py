@@ -29,12 +29,7 @@ def get_config(arg=None):
 
   config.tasks = ("adding", "copy_memory")  # long-range tasks of recurrent/tasks/
   config.delays = (25, 50, 100, 200, 400)  # T: sequence length (adding) or gap (copy memory)
-  config.task = ml_collections.ConfigDict()
-  config.task.name = ""                    # set per point from tasks
-  config.task.delay = 0                    # set per point from delays
-  config.task.num_symbols = 8              # (first token only)
-  config.task.embed_size = 16              # copy memory: embedding size
-  config.task.num_eval_batches = 4         # (the general trainer only)
+  config.task = base.long_range_task("", delay=0, num_eval_batches=4)  # name, delay: set per point
 
   config.cells = (                         # cell specs (recurrent.cells.parse_cell), one line each
       "rnn",                               # tanh, orthogonal W_h
