@@ -10,18 +10,9 @@ is the silent frame), ``primed_<i>.mid`` (continuing the first
 given the state, as the model's loss assumes (``recurrent.music_sampling``).
 """
 
-from pathlib import Path
-
-import jax
-import numpy as np
 from absl import app, flags
 
 from experiments import outputs
-from recurrent import music_sampling
-from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls
-from recurrent.data.paths import data_file
-from recurrent.layers import make_stack
-from recurrent.training import loop
 
 flags.DEFINE_string("workdir", None, "a workdir trained with configs/music.py")
 flags.DEFINE_string("checkpoint", "best", "'best', 'latest' or a step number")
@@ -36,38 +27,9 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  workdir = Path(FLAGS.workdir)
-  config = loop.load_config(workdir)
-  setup = loop._Setup(config, workdir, read_only=True)
-  steps = setup.ckpt.all_steps()
-  if not steps:
-    raise ValueError(f"workdir: no checkpoint in {workdir}/checkpoints")
-  step = {"best": setup.ckpt.best_step() or setup.ckpt.latest_step(),
-          "latest": setup.ckpt.latest_step()}.get(FLAGS.checkpoint) or int(FLAGS.checkpoint)
-  params = setup.ckpt.restore(step, like=setup.initial_state()).params
-  m = config.model
-  stack = make_stack(m.cell, NUM_NOTES, tuple(m.hidden_sizes), m.bidirectional, m.merge, m.dropout,
-                     m.residual)
-  prime = load_piano_rolls(data_file(config.task.data_dir, DATASETS[config.task.dataset]))["test"][0]
-  prime = prime[:FLAGS.prime_steps].astype(np.float32)
-  key = jax.random.key(FLAGS.seed)
-  scratch, _ = music_sampling.sample_rolls(stack, params, jax.random.fold_in(key, 0), FLAGS.steps,
-                                           FLAGS.samples)
-  primed, _ = music_sampling.sample_rolls(stack, params, jax.random.fold_in(key, 1), FLAGS.steps,
-                                          FLAGS.samples, prime_TN=prime)
-  out = workdir / "generated"
-  out.mkdir(exist_ok=True)
-  rolls, titles = [], []
-  for i in range(FLAGS.samples):
-    a = np.asarray(scratch[i])
-    b = np.concatenate([prime, np.asarray(primed[i])])
-    outputs.write_midi(str(out / f"sample_{i}.mid"), a)
-    outputs.write_midi(str(out / f"primed_{i}.mid"), b)
-    rolls += [a, b]
-    titles += [f"sample {i} from scratch ({config.task.dataset}, step {step})",
-               f"primed {i}: test piece 0's first {len(prime)} steps, then sampled"]
-  outputs.plot_rolls(rolls, titles, out / "piano_rolls.png")
-  print(f"wrote {2 * FLAGS.samples} MIDI files and piano_rolls.png to {out}")
+  step, _, written = outputs.music_samples(FLAGS.workdir, FLAGS.checkpoint, FLAGS.steps, FLAGS.samples,
+                                        FLAGS.prime_steps, FLAGS.seed)
+  print(f"step {step}: wrote {len(written) - 1} MIDI files and {written[-1].name} to {written[-1].parent}")
 
 
 if __name__ == "__main__":

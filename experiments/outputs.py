@@ -20,9 +20,14 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import jax
 import numpy as np
 
 from recurrent import gradient_lab, horizon_sweep, music_sampling
+from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls
+from recurrent.data.paths import data_file
+from recurrent.layers import make_stack
+from recurrent.models import stack_kwargs
 from recurrent.tasks import captioning as captioning_task
 from recurrent.training import checkpoint, loop, plots, reports
 
@@ -316,3 +321,38 @@ def write_midi(path: str | Path, roll_TN: np.ndarray, ticks: int = 480, velocity
 def plot_rolls(rolls: list[np.ndarray], titles: list[str], path: str | Path) -> Path:
   """Sampled piano rolls, one panel each (MIDI pitch up, time to the right)."""
   return plots.piano_roll(path, rolls, titles)
+
+
+def music_samples(workdir: str | Path, checkpoint: str = "best", steps: int = 64, samples: int = 2,
+                  prime_steps: int = 16, seed: int = 0) -> tuple[int, list[np.ndarray], list[Path]]:
+  """(checkpoint step, rolls, files written): piano rolls sampled from a configs/music.py run.
+
+  ``samples`` rolls from scratch (the first input is the silent frame) and as many continuing the
+  first ``prime_steps`` steps of test piece 0 (included in those files), each ``steps`` long, as
+  MIDI files and one figure in ``<workdir>/generated``; ``rolls[k]`` [T, 88] is the roll of
+  ``files[k]`` (sample_0, primed_0, sample_1, ...). The stack is rebuilt from the run's config as
+  the task built it (``models.stack_kwargs``: highway, param_dtype, ... included).
+  """
+  workdir = Path(workdir)
+  config = loop.load_config(workdir)
+  step, params = loop.restore_params(config, workdir, checkpoint)
+  m = config.model
+  stack = make_stack(m.cell, NUM_NOTES, tuple(m.hidden_sizes), **stack_kwargs(m))
+  prime = load_piano_rolls(data_file(config.task.data_dir, DATASETS[config.task.dataset]))["test"][0]
+  prime = prime[:prime_steps].astype(np.float32)
+  key = jax.random.key(seed)
+  scratch, _ = music_sampling.sample_rolls(stack, params, jax.random.fold_in(key, 0), steps, samples)
+  primed, _ = music_sampling.sample_rolls(stack, params, jax.random.fold_in(key, 1), steps, samples,
+                                          prime_TN=prime)
+  out = workdir / "generated"
+  out.mkdir(exist_ok=True)
+  rolls, titles, written = [], [], []
+  for i in range(samples):
+    a = np.asarray(scratch[i])
+    b = np.concatenate([prime, np.asarray(primed[i])])
+    written += [write_midi(out / f"sample_{i}.mid", a), write_midi(out / f"primed_{i}.mid", b)]
+    rolls += [a, b]
+    titles += [f"sample {i} from scratch ({config.task.dataset}, step {step})",
+               f"primed {i}: test piece 0's first {len(prime)} steps, then sampled"]
+  written.append(plot_rolls(rolls, titles, out / "piano_rolls.png"))
+  return step, rolls, written

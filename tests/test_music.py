@@ -159,3 +159,27 @@ def test_bad_values_fail_naming_the_field(tmp_path, field, value):
   config.task[field.split(".")[1]] = value
   with pytest.raises(ValueError, match=field.replace(".", r"\.")):
     music_task.build(config)
+
+
+def test_generate_samples_from_a_trained_highway_stack(tmp_path):
+  """experiments/music_generate's work (outputs.music_samples) on a 2-layer highway run of the harness."""
+  from experiments import outputs
+  from recurrent import music_sampling
+  from recurrent.training import loop
+  rolls = make_rolls(7, counts=(9, 3, 3), max_len=12)
+  write_mat(tmp_path / "data" / music.DATASETS["jsb"], rolls)
+  config = smoke_config(tmp_path / "data", "cell=gru,smoke")
+  config.model.hidden_sizes = (8, 8)
+  config.model.highway = True              # a stack the sampler must rebuild with its gates
+  config.num_steps = config.eval_every = config.checkpoint_every = 2
+  final = loop.train_and_evaluate(config, tmp_path / "run")
+  step, sampled, files = outputs.music_samples(tmp_path / "run", "best", steps=5, samples=1,
+                                               prime_steps=3, seed=1)
+  assert step == final["best_step"]
+  assert [f.name for f in files] == ["sample_0.mid", "primed_0.mid", "piano_rolls.png"]
+  scratch, primed = sampled
+  assert scratch.shape == (5, 88) and primed.shape == (3 + 5, 88)
+  np.testing.assert_array_equal(primed[:3], rolls["test"][0][:3])   # the prime, then the samples
+  assert set(np.unique(scratch)) <= {0.0, 1.0}
+  for f, roll in zip(files, sampled):
+    assert f.read_bytes() == music_sampling.midi_bytes(roll)
