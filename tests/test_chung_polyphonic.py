@@ -91,3 +91,9 @@ def test_wall_seconds_from_absl_timestamps(tmp_path):
   log.write_text("I1202 19:26:22.047404 1 a] x\nI1202 19:27:10.084646 1 b] y\n")
   assert results.wall_seconds(log) == pytest.approx(48.037242)
   assert results.wall_seconds(tmp_path / "none.log") is None
+  # A resumed run: two processes (thread ids 7 and 9) an hour apart, and another thread (8) of the
+  # first one logging inside its span: 10 s + 5 s, not the 3,615 s from the first line to the last.
+  log.write_text("I1203 08:00:00.0 7 a] start\nI1203 08:00:04.0 8 orbax] saved\n"
+                 "I1203 08:00:10.0 7 b] killed here\nI1203 09:00:10.0 9 a] start\n"
+                 "I1203 09:00:15.0 9 b] done\n")
+  assert results.wall_seconds(log) == pytest.approx(15.0)

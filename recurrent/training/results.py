@@ -5,9 +5,9 @@
 
 A run's best row is the eval row of ``final.json``'s ``best_step`` in its
 ``metrics.jsonl``, with its config fields (dotted, from ``config.json``),
-``best_step``, ``num_steps`` and ``wall_s`` (seconds from the first to the last
-absl-timestamped line of ``train.log``). Used by experiments.results_table and
-the figure scripts of experiments/.
+``best_step``, ``num_steps`` and ``wall_s`` (the seconds its processes ran, from the
+absl timestamps of ``train.log``; the time between a run's attempts is left
+out). Used by experiments.results_table and the figure scripts of experiments/.
 """
 
 from __future__ import annotations
@@ -20,23 +20,40 @@ from pathlib import Path
 
 import numpy as np
 
-_ABSL_TIME = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d(?:\.\d+)?) ")
+_ABSL_TIME = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d(?:\.\d+)?) +(\d+) ")
 
 
 def wall_seconds(log: Path) -> float | None:
-  """Seconds between the first and the last absl-timestamped line of ``log``; None without two."""
+  """Seconds the run's processes ran, from the absl timestamps of ``log``; None without two lines.
+
+  A resumed run appends each attempt to the same log, so the span from the first line to the last
+  would count the time between attempts too. absl writes the logging thread's id on every line and
+  a new process has new ids: the wall time is the length of the union of the intervals [first,
+  last line] of every thread id (another thread's lines lie inside its process's interval).
+  """
   if not log.exists():
     return None
-  stamps = []
+  spans: dict[str, list] = {}   # thread id -> [first, last] time
+  last, lines = None, 0
   for line in log.read_text(errors="replace").splitlines():
     m = _ABSL_TIME.match(line)
     if m:
-      month, day, hour, minute, sec = m.groups()
-      year = stamps[-1].year if stamps else 2000  # absl writes no year; a run over New Year rolls on
+      month, day, hour, minute, sec, thread = m.groups()
+      year = last.year if last else 2000  # absl writes no year; a run over New Year rolls on
       t = datetime.datetime(year, int(month), int(day), int(hour), int(minute)) + \
           datetime.timedelta(seconds=float(sec))
-      stamps.append(t.replace(year=year + 1) if stamps and t < stamps[-1] else t)
-  return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+      last = t.replace(year=year + 1) if last and t < last else t
+      spans.setdefault(thread, [last, last])[1] = last
+      lines += 1
+  if lines < 2:
+    return None
+  total, end = 0.0, None
+  for a, b in sorted(spans.values()):
+    if end is None or a > end:
+      total, end = total + (b - a).total_seconds(), b
+    elif b > end:
+      total, end = total + (b - end).total_seconds(), b
+  return total
 
 
 def best_row(workdir: Path) -> dict | None:
