@@ -93,8 +93,10 @@ def check_config(config) -> None:
     raise ValueError(f"cells: must be a non-empty tuple of names in {sorted(CELLS)}, got "
                      f"{tuple(config.cells)!r}")
   sizes = tuple(config.hidden_sizes)
-  if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+  if not sizes:
     raise ValueError(f"hidden_sizes: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+  for i, h in enumerate(sizes):
+    check_int(f"hidden_sizes[{i}]", h)
   n = len(sizes)
   check_int("layer", config.layer, -n, below=n, note=f"hidden_sizes has {n} layers")
   if not 0 <= config.recurrent_max_sv < float("inf"):

@@ -51,8 +51,10 @@ def check_decoder_fields(m) -> None:
     raise ValueError(f"model.bridge: must be one of {BRIDGES}, got {m.bridge!r}")
   for name in ("hidden_sizes", "decoder_sizes"):
     sizes = m[name]
-    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+    if not sizes:
       raise ValueError(f"model.{name}: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+    for i, h in enumerate(sizes):
+      check_int(f"model.{name}[{i}]", h)
   for name in ("embed_size", "attn_size", "output_size"):
     check_int(f"model.{name}", m[name])
 

@@ -107,9 +107,7 @@ def check_topology(coordinator_address, num_processes, process_id) -> tuple[str,
   if not host or not port.isdigit() or not 0 < int(port) < 65536:
     raise ValueError(f"coordinator_address: must be HOST:PORT, got {coordinator_address!r}")
   check_int("num_processes", num_processes, note="required with --coordinator_address")
-  if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
-    raise ValueError(f"process_id: {process_id!r} is out of range for num_processes="
-                     f"{num_processes} (must be 0 .. {num_processes - 1})")
+  check_int("process_id", process_id, 0, below=num_processes, note=f"num_processes={num_processes}")
   return host.strip("[]"), int(port)
 
 
