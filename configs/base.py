@@ -30,6 +30,8 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import ml_collections
 
+from recurrent.checks import check_int
+
 
 class Choice(NamedTuple):
   """A ``name=value`` variant: the values it takes and ``apply(config, value)``, which sets them."""
@@ -132,8 +134,7 @@ def int_ref(config: ml_collections.ConfigDict, path: str, least: int = 1) -> ml_
   *parents, name = path.split(".")
 
   def check(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-      raise ValueError(f"{path}: must be an integer >= {least}, got {value!r}")
+    check_int(path, value, least)
     return value
   return derive(check, functools.reduce(getattr, parents, config).get_ref(name))
 

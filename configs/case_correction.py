@@ -13,13 +13,18 @@ and the fixed sentence (``<workdir>/fixed_sentence.txt``, one line per
 epoch) to go from padding bytes to "... "It may be so, or it may not, mr.
 Holmes," ...": a unidirectional model cannot know that the "m" of "mr."
 starts a title, a bidirectional one can.
+
+``num_steps`` (epochs x steps per epoch), ``eval_every`` and ``checkpoint_every``
+(once per epoch) follow ``--config.task.epochs``, ``--config.batch_size``,
+``--config.task.min_len/max_len`` and ``--config.task.train_bytes`` (``derive_steps``).
 """
 
 from configs import base
+from recurrent.data import text
 
 CELLS = ("rnn", "gru", "lstm")
-# Bytes of 1661-0.txt after ascii_typography, less the 10% held out (recurrent.data.text):
-# one epoch = ceil(506211 / (32 * 55)) = 288 steps of 32 crops.
+# Bytes of 1661-0.txt after ascii_typography, less the 10% held out (recurrent.data.text); another
+# task.path, held_out_fraction or ascii_typography changes it, and the steps per epoch are then off.
 TRAIN_BYTES = 506_211
 
 
@@ -51,16 +56,38 @@ def get_config(arg=None):
   config.optim.schedule = "constant"
   config.optim.clip_norm = 0.0
 
-  steps_per_epoch = -(-TRAIN_BYTES // (32 * 55))
   config.batch_size = 32
-  config.num_steps = base.int_ref(config, "task.epochs") * steps_per_epoch   # --config.task.epochs=N moves it
+  config.num_steps = 0                     # derived below: epochs x steps per epoch (288 at B = 32)
   config.log_every = 48
-  config.eval_every = steps_per_epoch      # the fixed sentence after every epoch
-  config.checkpoint_every = steps_per_epoch
+  config.eval_every = 0                    # derived below: the fixed sentence after every epoch
+  config.checkpoint_every = 0              # derived below: once per epoch
   config.keep_checkpoints = 1
+  derive_steps(config)
   return base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True),
                                            "encoder_decoder": encoder_decoder},
                        choices={"cell": base.choice_of("model.cell", CELLS)}, smoke=[shrink])
+
+
+def derive_steps(config) -> None:
+  """Steps per epoch = ceil(N / (B * (min_len + max_len) / 2)), the task's own epoch
+  (``text.steps_per_epoch``), for the N = TRAIN_BYTES training bytes (or the first
+  ``task.train_bytes``); num_steps, eval_every and checkpoint_every from it.
+
+  Field references: overrides of ``batch_size``, ``task.min_len``, ``task.max_len``,
+  ``task.train_bytes`` and ``task.epochs`` move them (setting num_steps, eval_every or
+  checkpoint_every itself cuts its link), and a bad value of any of those fails naming it where
+  num_steps is first read.
+  """
+  def per_epoch(train_bytes: int, batch_size: int, min_len: int, max_len: int) -> int:
+    n = min(train_bytes, TRAIN_BYTES) if train_bytes else TRAIN_BYTES
+    return text.steps_per_epoch(n, batch_size, min_len, max_len)
+
+  steps = base.derive(per_epoch, base.int_ref(config, "task.train_bytes", least=0),
+                      base.int_ref(config, "batch_size"), base.int_ref(config, "task.min_len"),
+                      base.int_ref(config, "task.max_len"))
+  config.num_steps = base.int_ref(config, "task.epochs") * steps
+  config.eval_every = steps + 0         # new references: setting one field leaves the others
+  config.checkpoint_every = steps + 0
 
 
 def shrink(config):

@@ -28,7 +28,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, check_positive_int, expand_like
+from recurrent.cells.base import Array, expand_like
+from recurrent.checks import check_int
 
 KINDS = ("bahdanau", "luong_dot", "luong_general")
 
@@ -45,10 +46,10 @@ class Attention:
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"kind: unknown attention {self.kind!r}; valid kinds are {list(KINDS)}")
-    check_positive_int("query_size", self.query_size)
-    check_positive_int("key_size", self.key_size)
+    check_int("query_size", self.query_size)
+    check_int("key_size", self.key_size)
     if self.kind == "bahdanau":
-      check_positive_int("attn_size", self.attn_size)
+      check_int("attn_size", self.attn_size)
     if self.kind == "luong_dot" and self.query_size != self.key_size:
       raise ValueError(f"query_size: luong_dot needs query_size == key_size={self.key_size}, "
                        f"got {self.query_size}")

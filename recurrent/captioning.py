@@ -47,7 +47,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, check_positive_int, expand_like
+from recurrent.cells.base import Array, expand_like
+from recurrent.checks import check_int
 from recurrent.layers import time_mask
 from recurrent.seq2seq import ATTENTIONS, DecoderCarry, Memory, Seq2Seq
 
@@ -100,12 +101,12 @@ class Captioner:
   dropout: float = 0.0                # on h~, in training
 
   def __post_init__(self):
-    check_positive_int("vocab", self.vocab)
-    check_positive_int("global_size", self.global_size)
+    check_int("vocab", self.vocab)
+    check_int("global_size", self.global_size)
     if not self.conv_features:
       raise ValueError("conv_features: need at least one conv stage, got ()")
     for i, f in enumerate(self.conv_features):
-      check_positive_int(f"conv_features[{i}]", f)
+      check_int(f"conv_features[{i}]", f)
     if self.attention not in ATTENTIONS:
       raise ValueError(f"attention: unknown kind {self.attention!r}; valid kinds are "
                        f"{list(ATTENTIONS)}")

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from recurrent.checks import check_int
 from recurrent.layers import time_mask
 
 Array = jax.Array
@@ -163,11 +164,9 @@ def prefix_beam_search(logits_BTV: Array, lengths_B: Array, beam_size: int,
   the exact labelling probabilities.
   """
   check_frames(logits_BTV, lengths_B)
-  if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-    raise ValueError(f"beam_size: must be an integer >= 1, got {beam_size!r}")
-  if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
-                              or max_len < 1):
-    raise ValueError(f"max_len: must be an integer >= 1 or None (T), got {max_len!r}")
+  check_int("beam_size", beam_size)
+  if max_len is not None:
+    check_int("max_len", max_len, note="or None: T")
   B, T, V = logits_BTV.shape
   K, L = beam_size, max_len or T
   logp_TBV = jnp.swapaxes(jax.nn.log_softmax(logits_BTV.astype(jnp.float32), -1), 0, 1)

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from recurrent.checks import check_int
+
 Array = jax.Array
 StepFn = Callable[[Array, Any], tuple[Array, Any]]
 
@@ -55,8 +57,7 @@ def _check_bos(bos) -> None:
 
 
 def _check_common(max_len, bos, eos, pad) -> None:
-  if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-    raise ValueError(f"max_len: must be an integer >= 1, got {max_len!r}")
+  check_int("max_len", max_len)
   _check_bos(bos)
   if eos is not None and not _is_token(eos):
     raise ValueError(f"eos: must be a token id >= 0 or None, got {eos!r}")
@@ -173,8 +174,7 @@ def sample(step_fn: StepFn, init_carry, rng: Array, bos: Array, max_len: int,
   if not ((typed and rng.ndim == 0) or legacy):
     raise ValueError(f"rng: expected one key from jax.random.key(seed), got "
                      f"{getattr(rng, 'dtype', type(rng).__name__)} of shape {jnp.shape(rng)}")
-  if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-    raise ValueError(f"top_k: must be an integer >= 0 (0 keeps every token), got {top_k!r}")
+  check_int("top_k", top_k, 0, note="0 keeps every token")
 
   def choose(logits_BV, key):
     logits_BV = top_k_mask(logits_BV.astype(jnp.float32), top_k) / temperature
@@ -248,8 +248,7 @@ def beam_search(step_fn: StepFn, init_carry, bos: Array, beam_size: int, max_len
   _check_common(max_len, bos, eos, pad)
   if eos is None:
     raise ValueError("eos: beam search needs an end token, got None")
-  if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-    raise ValueError(f"beam_size: must be an integer >= 1, got {beam_size!r}")
+  check_int("beam_size", beam_size)
   if length_penalty_kind not in LENGTH_PENALTIES:
     raise ValueError(
         f"length_penalty_kind: must be one of {LENGTH_PENALTIES}, got {length_penalty_kind!r}")

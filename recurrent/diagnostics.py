@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent.cells.base import Cell
+from recurrent.checks import check_int
 from recurrent.layers import Stack
 from recurrent import nnx as rnnx
 from recurrent.nn import RNN
@@ -84,9 +85,8 @@ def unroll_with_deltas(cell: Cell, params: dict, x_BTD: Array, delta, initial_ca
 
 def zero_deltas(stack: Stack, batch_size: int, num_steps: int) -> list:
   """Zeros shaped like each layer's carry with a time axis: a list of pytrees, leaves [B, T, H]."""
-  for name, v in (("batch_size", batch_size), ("num_steps", num_steps)):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+  check_int("batch_size", batch_size)
+  check_int("num_steps", num_steps)
   out = []
   for i, layer in enumerate(stack.layers):
     if layer.is_bidirectional:
@@ -213,8 +213,7 @@ def probe(model: nn.Module, variables, *args, **kwargs) -> tuple[Stack, list]:
 
 
 def _check_index(name: str, i, n: int, what: str) -> None:
-  if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
-    raise ValueError(f"{name}: must be an integer in [-{n}, {n}) ({what}), got {i!r}")
+  check_int(name, i, -n, below=n, note=what)
 
 
 def _check_layer_part(stack: Stack, layer, part: str) -> None:

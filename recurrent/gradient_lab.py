@@ -38,6 +38,7 @@ import optax
 
 from recurrent import diagnostics
 from recurrent.cells import CELLS
+from recurrent.checks import check_int
 from recurrent.tasks._long_range import Problem
 from recurrent.training.optim import check_optim, make_optimizer
 
@@ -72,9 +73,7 @@ def check_config(config) -> None:
   """Fails early, naming the field."""
   for field in ("num_seeds", "batch_size", "num_steps", "log_every", "diag_batch_size",
                 "eval_size"):
-    v = config[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ValueError(f"{field}: must be an integer >= 1, got {v!r}")
+    check_int(field, config[field])
   steps = tuple(config.checkpoint_steps)
   if not steps or list(steps) != sorted(set(steps)):
     raise ValueError(f"checkpoint_steps: must be increasing and non-empty, got {steps!r}")
@@ -94,12 +93,12 @@ def check_config(config) -> None:
     raise ValueError(f"cells: must be a non-empty tuple of names in {sorted(CELLS)}, got "
                      f"{tuple(config.cells)!r}")
   sizes = tuple(config.hidden_sizes)
-  if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+  if not sizes:
     raise ValueError(f"hidden_sizes: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+  for i, h in enumerate(sizes):
+    check_int(f"hidden_sizes[{i}]", h)
   n = len(sizes)
-  if isinstance(config.layer, bool) or not isinstance(config.layer, int) or not -n <= config.layer < n:
-    raise ValueError(f"layer: must be an integer in [-{n}, {n}) (hidden_sizes has {n} layers), "
-                     f"got {config.layer!r}")
+  check_int("layer", config.layer, -n, below=n, note=f"hidden_sizes has {n} layers")
   if not 0 <= config.recurrent_max_sv < float("inf"):
     raise ValueError(f"recurrent_max_sv: must be finite and >= 0 (0: off), got "
                      f"{config.recurrent_max_sv!r}")

@@ -28,7 +28,8 @@ import numpy as np
 
 from recurrent import engine
 from recurrent.cells import Cell, make_cell
-from recurrent.cells.base import Array, abstract, check_like, check_positive_int
+from recurrent.cells.base import Array, abstract, check_like
+from recurrent.checks import check_int
 
 MERGES = ("concat", "sum")
 
@@ -250,8 +251,7 @@ def unroll(cell: Cell, params: dict, xs: Array, lengths: Array | None = None,
   """
   check_sequence_args(cell, xs, lengths)
   check_impl(impl)
-  if isinstance(remat, bool) or not isinstance(remat, int) or remat < 0:
-    raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got {remat!r}")
+  check_int("remat", remat, 0, note="steps per checkpointed chunk")
   B, T, _ = xs.shape
   check_params(cell, params)
   if initial_carry is not None:
@@ -395,11 +395,9 @@ class Stack:
       raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
     if self.residual and self.highway:
       raise ValueError("residual, highway: choose one connection between layers, got both")
-    check_positive_int("unroll", self.unroll)
+    check_int("unroll", self.unroll)
     check_impl(self.impl)
-    if isinstance(self.remat, bool) or not isinstance(self.remat, int) or self.remat < 0:
-      raise ValueError(f"remat: must be an int >= 0 (steps per checkpointed chunk), got "
-                       f"{self.remat!r}")
+    check_int("remat", self.remat, 0, note="steps per checkpointed chunk")
     for i in range(1, len(self.layers)):
       want, got = self.layers[i - 1].output_size, self.layers[i].cell.input_size
       if want != got:
@@ -567,7 +565,7 @@ def make_stack(cell: str | Cell, input_size: int, hidden_sizes: int | Sequence[i
   layers = []
   d = input_size
   for i, h in enumerate(hidden_sizes):
-    check_positive_int(f"hidden_sizes[{i}]", h)
+    check_int(f"hidden_sizes[{i}]", h)
     if isinstance(cell, Cell):
       c = dataclasses.replace(cell, input_size=d, hidden_size=h, **cell_kwargs)
     else:

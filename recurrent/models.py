@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from recurrent.checks import check_int
 from recurrent.layers import Stack, make_stack, time_mask
 from recurrent.nn import RNN
 
@@ -88,8 +89,7 @@ class _Recurrent(nn.Module):
   def embed_inputs(self, inputs):
     if self.vocab_size is None:
       return inputs
-    if isinstance(self.embed_size, bool) or not isinstance(self.embed_size, int) or self.embed_size < 1:
-      raise ValueError(f"embed_size: must be an integer >= 1, got {self.embed_size!r}")
+    check_int("embed_size", self.embed_size)
     if not jnp.issubdtype(inputs.dtype, jnp.integer):
       raise ValueError(f"inputs: expected token ids (vocab_size={self.vocab_size}), got {inputs.dtype}")
     return nn.Embed(self.vocab_size, self.embed_size, name="embed")(inputs)
@@ -180,9 +180,7 @@ def rnn_kwargs(model_config) -> dict:
   kwargs = {f: model_config[f] for f in RNN_FIELDS if f in model_config}
   kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
   for field, least in (("unroll", 1), ("remat", 0)):
-    v = kwargs.get(field, least)
-    if isinstance(v, bool) or not isinstance(v, int) or v < least:
-      raise ValueError(f"model.{field}: must be an integer >= {least}, got {v!r}")
+    check_int(f"model.{field}", kwargs.get(field, least), least)
   dtype = model_config.get("param_dtype", "float32")
   if dtype not in PARAM_DTYPES:
     raise ValueError(f"model.param_dtype: must be one of {sorted(PARAM_DTYPES)}, got {dtype!r}")

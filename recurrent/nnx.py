@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import numbers
 from typing import Any, Callable, Sequence
 
 import jax
@@ -44,6 +43,7 @@ from flax import nnx
 from recurrent import layers
 from recurrent.cells import make_cell
 from recurrent.cells.base import check_like
+from recurrent.checks import check_int
 
 Array = jax.Array
 
@@ -140,8 +140,7 @@ class RNN(_Params):
     return self.stack.output_size
 
   def initial_carries(self, batch_size: int) -> list:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-      raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     return [layer.cell.initial_carry((batch_size,)) if not layer.is_bidirectional else
             (layer.cell.initial_carry((batch_size,)),) * 2 for layer in self.stack.layers]
 

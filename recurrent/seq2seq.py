@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 
 from recurrent.attention import KINDS, Attention
-from recurrent.cells.base import Array, check_positive_int, expand_like
+from recurrent.cells.base import Array, expand_like
+from recurrent.checks import check_int
 from recurrent.layers import Stack, check_impl, make_stack, time_mask
 
 PAD, BOS, EOS = 0, 1, 2
@@ -127,21 +128,17 @@ class Seq2Seq:
 
   def __post_init__(self):
     for name in ("src_vocab", "tgt_vocab", "embed_size", "output_size", "unroll"):
-      check_positive_int(name, getattr(self, name))
+      check_int(name, getattr(self, name))
     for name in ("encoder_sizes", "decoder_sizes"):
       sizes = getattr(self, name)
       if isinstance(sizes, int) or (name == "decoder_sizes" and not len(sizes)):
         what = "a non-empty tuple" if name == "decoder_sizes" else "a tuple (() for no recurrent encoder)"
         raise ValueError(f"{name}: must be {what} of sizes, one per layer, got {sizes!r}")
       for i, h in enumerate(sizes):
-        check_positive_int(f"{name}[{i}]", h)
-    if isinstance(self.src_features, bool) or not isinstance(self.src_features, int) or \
-        self.src_features < 0:
-      raise ValueError(f"src_features: must be an integer >= 0 (0: token ids), got "
-                       f"{self.src_features!r}")
+        check_int(f"{name}[{i}]", h)
+    check_int("src_features", self.src_features, 0, note="0: token ids")
     check_impl(self.impl)
-    if isinstance(self.remat, bool) or not isinstance(self.remat, int) or self.remat < 0:
-      raise ValueError(f"remat: must be an integer >= 0 (0: off), got {self.remat!r}")
+    check_int("remat", self.remat, 0, note="0: off")
     if self.attention not in ATTENTIONS:
       raise ValueError(f"attention: unknown kind {self.attention!r}; valid kinds are "
                        f"{list(ATTENTIONS)}")

@@ -122,7 +122,7 @@ def test_gradient_lab_field_fails_naming_it_before_the_workdir_is_written(field,
   """Before: an unknown cell failed when its arm came to train, after the other arms had."""
   from experiments import outputs
   config = _configured(_config_module("gradient_decay"), "smoke", field, value)
-  with pytest.raises(ValueError, match=field.replace(".", r"\.") + ":"):
+  with pytest.raises(ValueError, match=re.escape(field) + r"(\[\d+\])?:"):   # hidden_sizes[0]: ...
     outputs.run_gradient_lab(config, tmp_path / "run", log=lambda *_: None)
   assert not (tmp_path / "run" / "config.json").exists()
 

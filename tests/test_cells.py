@@ -178,7 +178,7 @@ def test_make_cell_unknown_name_lists_valid():
                                          ("hidden_size", 2.5)])
 def test_non_positive_sizes_rejected(field, value):
   kwargs = {"input_size": 3, "hidden_size": 4, field: value}
-  with pytest.raises(ValueError, match=rf"{field} must be a positive integer, got {value!r}"):
+  with pytest.raises(ValueError, match=rf"{field}: must be an integer >= 1, got {value!r}"):
     LSTM(**kwargs)
 
 

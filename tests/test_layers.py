@@ -251,7 +251,7 @@ def test_bad_stack_arguments():
     make_stack("gru", D, H, bidirectional=True, merge="mean")
   with pytest.raises(ValueError, match=r"dropout: must be in \[0, 1\), got 1.5"):
     make_stack("gru", D, H, dropout=1.5)
-  with pytest.raises(ValueError, match=r"hidden_sizes\[1\] must be a positive integer, got 0"):
+  with pytest.raises(ValueError, match=r"hidden_sizes\[1\]: must be an integer >= 1, got 0"):
     make_stack("gru", D, (H, 0))
   with pytest.raises(ValueError, match=r"cell: unknown cell 'transformer'"):
     make_stack("transformer", D, H)

@@ -34,6 +34,34 @@ def test_an_epochs_override_moves_num_steps_unless_num_steps_is_set():
                "--config.num_steps=7").num_steps == 7
 
 
+def test_case_correction_steps_follow_batch_crop_and_train_bytes_overrides():
+  """ceil(N / (B * (min_len + max_len) / 2)) steps per epoch for the N = 506,211 training bytes
+  (288 at B = 32 and crops of 10..100 bytes); before, B = 32 and the mean crop of 55 were written
+  into the config, so an override of either left num_steps and the once-per-epoch cadences."""
+  c = parse("--config=configs/case_correction.py")
+  assert (c.num_steps, c.eval_every, c.checkpoint_every) == (10 * 288, 288, 288)
+  c = parse("--config=configs/case_correction.py", "--config.batch_size=64")        # 506211 / 3520
+  assert (c.num_steps, c.eval_every, c.checkpoint_every) == (10 * 144, 144, 144)
+  c = parse("--config=configs/case_correction.py", "--config.task.max_len=20")      # 506211 / 480
+  assert (c.num_steps, c.eval_every, c.checkpoint_every) == (10 * 1055, 1055, 1055)
+  c = parse("--config=configs/case_correction.py", "--config.task.train_bytes=17600",
+            "--config.task.epochs=2")                                               # 17600 / 1760
+  assert (c.num_steps, c.eval_every, c.checkpoint_every) == (2 * 10, 10, 10)
+  c = parse("--config=configs/case_correction.py", "--config.batch_size=64", "--config.eval_every=7")
+  assert (c.num_steps, c.eval_every, c.checkpoint_every) == (10 * 144, 7, 144)
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("--config.batch_size=0", r"^batch_size: must be an integer >= 1, got 0$"),
+    ("--config.task.min_len=0", r"^task\.min_len: must be an integer >= 1, got 0$"),
+    ("--config.task.train_bytes=-1", r"^task\.train_bytes: must be an integer >= 0, got -1$"),
+])
+def test_a_bad_case_correction_batch_or_crop_fails_naming_it_where_num_steps_is_read(arg, match):
+  config = parse("--config=configs/case_correction.py", arg)
+  with pytest.raises(ValueError, match=match):
+    loop.check_config(config)
+
+
 LAB_OPTIM = {"name": "adam", "learning_rate": 3e-3, "schedule": "constant", "warmup_steps": 0,
              "momentum": 0.0, "weight_decay": 0.0, "clip_value": 0.0}
 

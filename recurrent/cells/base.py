@@ -38,6 +38,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from recurrent.checks import check_int
+
 Array = jax.Array
 Initializer = Callable[..., Array]
 
@@ -71,12 +73,6 @@ def recurrent_initializer(init: Initializer | str) -> Initializer:
                        f"{sorted(RECURRENT_INITS)}")
     return RECURRENT_INITS[init]
   return init
-
-
-def check_positive_int(name: str, value: Any) -> None:
-  """Raises ValueError unless ``value`` is a positive int; the message names ``name``."""
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -222,8 +218,8 @@ class Cell:
   post_reads_sum = False
 
   def __post_init__(self):
-    check_positive_int("input_size", self.input_size)
-    check_positive_int("hidden_size", self.hidden_size)
+    check_int("input_size", self.input_size)
+    check_int("hidden_size", self.hidden_size)
     try:
       dtype = jnp.dtype(self.param_dtype)
     except TypeError:

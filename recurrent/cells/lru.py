@@ -46,6 +46,7 @@ import jax.numpy as jnp
 
 from recurrent.cells.base import Array, Cell, expand_like
 from recurrent.cells.minimal import linear_scan
+from recurrent.checks import check_int
 
 
 class LRUCarry(NamedTuple):
@@ -80,10 +81,7 @@ class LRU(Cell):
 
   def __post_init__(self):
     super().__post_init__()
-    if isinstance(self.state_size, bool) or not isinstance(self.state_size, int) or \
-        self.state_size < 0:
-      raise ValueError(f"state_size: must be 0 (= hidden_size) or a positive integer, "
-                       f"got {self.state_size!r}")
+    check_int("state_size", self.state_size, 0, note="0: hidden_size")
     if not 0.0 <= self.r_min < self.r_max < 1.0:
       raise ValueError(f"r_min, r_max: need 0 <= r_min < r_max < 1, got {self.r_min!r}, "
                        f"{self.r_max!r}")

@@ -29,15 +29,7 @@ from typing import Iterator, Sequence
 import jax
 import numpy as np
 
-
-def check_positive(name: str, value) -> None:
-  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-    raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
-
-
-def check_non_negative(name: str, value) -> None:
-  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-    raise ValueError(f"{name}: must be an integer >= 0, got {value!r}")
+from recurrent.checks import check_int
 
 
 @functools.lru_cache(maxsize=4)
@@ -51,8 +43,8 @@ class EpochOrder:
   """Which examples make the training batch of a step (see the module docstring)."""
 
   def __init__(self, num_examples: int, batch_size: int, seed: int):
-    check_positive("num_examples", num_examples)
-    check_positive("batch_size", batch_size)
+    check_int("num_examples", num_examples)
+    check_int("batch_size", batch_size)
     if batch_size > num_examples:
       raise ValueError(f"batch_size: must be <= the {num_examples} training examples, got {batch_size}")
     self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
@@ -74,7 +66,7 @@ def eval_index_batches(num_examples: int, batch_size: int,
   When ``lengths`` is given, examples are taken in order of length so that
   each batch pads little (metrics are sums, so the order does not matter).
   """
-  check_positive("batch_size", batch_size)
+  check_int("batch_size", batch_size)
   order = np.arange(num_examples) if lengths is None else np.argsort(
       np.asarray(lengths), kind="stable")
   for start in range(0, num_examples, batch_size):
@@ -84,7 +76,7 @@ def eval_index_batches(num_examples: int, batch_size: int,
 
 def padded_length(longest: int, bucket: int, max_len: int | None = None) -> int:
   """``longest`` rounded up to a multiple of ``bucket`` (at least one bucket), capped at ``max_len``."""
-  check_positive("bucket", bucket)
+  check_int("bucket", bucket)
   t = max(-(-int(longest) // bucket), 1) * bucket
   return t if max_len is None else min(t, max_len)
 

@@ -39,6 +39,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.ndimage
 
+from recurrent.checks import check_int
+
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PLACE_WORDS = ("top", "middle", "bottom", "left", "right", "centre")
 SPECIALS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2 = recurrent.seq2seq PAD, BOS, EOS
@@ -60,9 +62,7 @@ class CanvasSpec:
 
   def __post_init__(self):
     for name in ("rows", "cols", "cell", "min_digits", "max_digits"):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"task.{name}: must be an integer >= 1, got {v!r}")
+      check_int(f"task.{name}", getattr(self, name))
     if self.rows > 3 or self.cols > 3:
       raise ValueError(f"task.rows, task.cols: at most 3 each (the place words are top/middle/"
                        f"bottom and left/middle/right), got {self.rows} x {self.cols}")

@@ -29,7 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import check_positive_int
+from recurrent.checks import check_int
 
 Array = jax.Array
 
@@ -39,9 +39,8 @@ FIRST_TOKEN_QUERY = 0                 # first token: symbols are 1..V
 
 def adding(key: Array, batch_size: int, delay: int) -> dict[str, Array]:
   """{"inputs": [B, T, 2] float32, "targets": [B] float32}; T = ``delay`` >= 2."""
-  check_positive_int("batch_size", batch_size)
-  if isinstance(delay, bool) or not isinstance(delay, int) or delay < 2:
-    raise ValueError(f"delay must be an integer >= 2, got {delay!r}")
+  check_int("batch_size", batch_size)
+  check_int("delay", delay, 2)
   k_u, k_a, k_b = jax.random.split(key, 3)
   half = delay // 2
   u_BT = jax.random.uniform(k_u, (batch_size, delay))
@@ -61,9 +60,9 @@ def adding_baseline() -> float:
 def copy_memory(key: Array, batch_size: int, delay: int, num_symbols: int = 8,
                 copy_length: int = 10) -> dict[str, Array]:
   """{"inputs", "targets"}: int32 [B, T + 2 * copy_length]; ids 0 blank, 1..8 symbols, 9 delimiter."""
-  check_positive_int("batch_size", batch_size)
-  check_positive_int("delay", delay)
-  check_positive_int("copy_length", copy_length)
+  check_int("batch_size", batch_size)
+  check_int("delay", delay)
+  check_int("copy_length", copy_length)
   if not 1 <= num_symbols <= COPY_DELIMITER - 1:
     raise ValueError(f"num_symbols must be in [1, {COPY_DELIMITER - 1}], got {num_symbols!r}")
   symbols_BC = jax.random.randint(key, (batch_size, copy_length), 1, num_symbols + 1)
@@ -82,9 +81,9 @@ def copy_memory_baseline(delay: int, num_symbols: int = 8, copy_length: int = 10
 
 def first_token(key: Array, batch_size: int, delay: int, num_symbols: int = 8) -> dict[str, Array]:
   """{"inputs": int32 [B, T + 1] (T symbols, then the query 0), "targets": int32 [B] (the first symbol)}."""
-  check_positive_int("batch_size", batch_size)
-  check_positive_int("delay", delay)
-  check_positive_int("num_symbols", num_symbols)
+  check_int("batch_size", batch_size)
+  check_int("delay", delay)
+  check_int("num_symbols", num_symbols)
   symbols_BT = jax.random.randint(key, (batch_size, delay), 1, num_symbols + 1)
   query = jnp.full((batch_size, 1), FIRST_TOKEN_QUERY, jnp.int32)
   return {"inputs": jnp.concatenate([symbols_BT, query], axis=1).astype(jnp.int32),

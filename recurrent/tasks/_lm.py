@@ -33,6 +33,7 @@ import numpy as np
 from absl import logging
 
 from recurrent import decoding
+from recurrent.checks import check_int
 from recurrent.data import stream
 from recurrent.layers import make_stack
 from recurrent.models import stack_kwargs
@@ -74,9 +75,7 @@ def generate(model: StreamLM, params, prompt_T: np.ndarray, rng, num_tokens: int
 
 def check_task_fields(t) -> None:
   for field in ("seq_len", "eval_streams", "sample_len"):
-    v = t[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ValueError(f"task.{field}: must be an integer >= 1, got {v!r}")
+    check_int(f"task.{field}", t[field])
   if not all(temp >= 0 for temp in t.temperatures):
     raise ValueError(f"task.temperatures: each must be >= 0 (0 = greedy), got {t.temperatures!r}")
 
@@ -150,8 +149,7 @@ def make_model(model_config, vocab_size: int) -> StreamLM:
   if not 0 <= m.init_scale < float("inf"):   # NaN fails too
     raise ValueError(f"model.init_scale: must be finite and >= 0 (0: the default init), got "
                      f"{m.init_scale!r}")
-  if isinstance(m.embed_size, bool) or not isinstance(m.embed_size, int) or m.embed_size < 1:
-    raise ValueError(f"model.embed_size: must be an integer >= 1, got {m.embed_size!r}")
+  check_int("model.embed_size", m.embed_size)
   stack = make_stack(m.cell, m.embed_size, tuple(m.hidden_sizes), **stack_kwargs(m))
   return StreamLM(stack, vocab_size, dropout=m.dropout, variational=m.variational,
                   embed_dropout=m.embed_dropout, tie_weights=m.tie_weights, init_scale=m.init_scale)

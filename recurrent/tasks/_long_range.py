@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from recurrent.checks import check_int
 from recurrent.models import rnn_kwargs
 from recurrent.tasks.base import Task, dropout_rngs
 
@@ -56,16 +57,13 @@ def cross_entropy(logits: Array, labels: Array) -> Array:
 def check_task_fields(task_config, min_delay: int = 1) -> None:
   """Fails naming the field on a ``task.*`` value of the long-range configs (configs/adding.py)."""
   for field, least in (("delay", min_delay), ("num_symbols", 1), ("embed_size", 1)):
-    v = task_config[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v < least:
-      raise ValueError(f"task.{field}: must be an integer >= {least}, got {v!r}")
+    check_int(f"task.{field}", task_config[field], least)
 
 
 def build_task(config, problem: Problem) -> Task:
   """The trainer's Task for ``problem``: data from (seed, step), a fixed held-out set."""
   n = config.task.num_eval_batches
-  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-    raise ValueError(f"task.num_eval_batches: must be an integer >= 1, got {n!r}")
+  check_int("task.num_eval_batches", n)
   model = problem.make_model(**rnn_kwargs(config.model))
   data_key = jax.random.fold_in(jax.random.key(config.seed), 0x10_a9)
   eval_key = jax.random.fold_in(jax.random.key(config.seed), 0xe7a1)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent import decoding
+from recurrent.checks import check_int
 from recurrent.seq2seq import ATTENTIONS, BOS, BRIDGES, EOS, Seq2Seq, sequence_logprob
 from recurrent.layers import time_mask
 from recurrent.models import rnn_kwargs
@@ -50,18 +51,18 @@ def check_decoder_fields(m) -> None:
     raise ValueError(f"model.bridge: must be one of {BRIDGES}, got {m.bridge!r}")
   for name in ("hidden_sizes", "decoder_sizes"):
     sizes = m[name]
-    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+    if not sizes:
       raise ValueError(f"model.{name}: must be a non-empty tuple of integers >= 1, got {sizes!r}")
+    for i, h in enumerate(sizes):
+      check_int(f"model.{name}[{i}]", h)
   for name in ("embed_size", "attn_size", "output_size"):
-    if isinstance(m[name], bool) or not isinstance(m[name], int) or m[name] < 1:
-      raise ValueError(f"model.{name}: must be an integer >= 1, got {m[name]!r}")
+    check_int(f"model.{name}", m[name])
 
 
 def check_decode_config(d) -> None:
   """Fails naming the field on a ``decode.*`` value (checked when the task is built, not at the first report)."""
   for name in ("max_len", "beam_size"):
-    if isinstance(d[name], bool) or not isinstance(d[name], int) or d[name] < 1:
-      raise ValueError(f"decode.{name}: must be an integer >= 1, got {d[name]!r}")
+    check_int(f"decode.{name}", d[name])
   if not 0 <= d.alpha < float("inf"):
     raise ValueError(f"decode.alpha: must be finite and >= 0, got {d.alpha!r}")
   if d.length_penalty not in decoding.LENGTH_PENALTIES:

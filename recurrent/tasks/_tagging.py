@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from recurrent.checks import check_int
 from recurrent.data import batching
 from recurrent.data.vocab import Vocab
 from recurrent.layers import time_mask
@@ -89,9 +90,9 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
   """The Task; ``extra_report(params, predict, step) -> Report`` adds task metrics (F1) and files."""
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
-    batching.check_positive(f"task.{name}", t[name])
-  batching.check_positive("model.embed_size", config.model.embed_size)
-  batching.check_non_negative("task.num_samples", t.num_samples)
+    check_int(f"task.{name}", t[name])
+  check_int("model.embed_size", config.model.embed_size)
+  check_int("task.num_samples", t.num_samples, 0)
   for split in ("valid", "test"):
     longest = max(len(s) for s in data.word_ids[split])
     if longest > t.max_len:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent.captioning import Captioner, attention_penalty
+from recurrent.checks import check_int
 from recurrent.data import canvas as canvas_lib
 from recurrent.data import mnist
 from recurrent.layers import time_mask
@@ -143,8 +144,7 @@ def build(config) -> Task:
   t = config.task
   spec = canvas_spec(t)
   for name in ("num_test", "decode_batch_size"):
-    if isinstance(t[name], bool) or not isinstance(t[name], int) or t[name] < 1:
-      raise ValueError(f"task.{name}: must be an integer >= 1, got {t[name]!r}")
+    check_int(f"task.{name}", t[name])
   if not 0.0 <= t.attention_penalty < float("inf"):
     raise ValueError(f"task.attention_penalty: must be finite and >= 0, got {t.attention_penalty!r}")
   if t.attention_penalty > 0 and config.model.attention == "none":

@@ -36,6 +36,7 @@ import numpy as np
 from absl import logging
 
 from recurrent import decoding
+from recurrent.checks import check_int
 from recurrent.data import text
 from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.seq2seq import BOS, EOS, PAD
@@ -67,9 +68,8 @@ def build(config) -> Task:
   t = config.task
   if t.architecture not in ARCHITECTURES:
     raise ValueError(f"task.architecture: must be one of {ARCHITECTURES}, got {t.architecture!r}")
-  for field, least in (("train_bytes", 0), ("epochs", 1)):
-    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < least:
-      raise ValueError(f"task.{field}: must be an integer >= {least}, got {t[field]!r}")
+  check_int("task.train_bytes", t.train_bytes, 0)
+  check_int("task.epochs", t.epochs)
   check_test_pair(t.test_input, t.test_target)
   book = text.read_text(t.path)
   if t.ascii_typography:

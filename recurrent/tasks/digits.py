@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recurrent import ctc
+from recurrent.checks import check_int
 from recurrent.data import audio
 from recurrent.data import speech as data_lib
 from recurrent.seq2seq import BOS, EOS
@@ -47,8 +48,7 @@ def frontend(config) -> Frontend:
   t = config.task
   for field, least in (("n_mels", 1), ("stack_frames", 1), ("time_masks", 0), ("max_time_mask", 0),
                        ("freq_masks", 0), ("max_freq_mask", 0)):
-    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < least:
-      raise ValueError(f"task.{field}: must be an integer >= {least}, got {t[field]!r}")
+    check_int(f"task.{field}", t[field], least)
   return Frontend(rate=data_lib.RATE, n_mels=t.n_mels, stack=t.stack_frames,
                   time_masks=t.time_masks, max_time=t.max_time_mask, freq_masks=t.freq_masks,
                   max_freq=t.max_freq_mask)
@@ -133,8 +133,7 @@ def alignment_figure(weights_TS: np.ndarray, hyp: list, stack: int, ref: list) -
 def check_data_fields(t) -> None:
   """Fails naming the field on a ``task.*`` value of the utterances, before the data are read."""
   for field in ("min_digits", "max_digits", "num_test"):
-    if isinstance(t[field], bool) or not isinstance(t[field], int) or t[field] < 1:
-      raise ValueError(f"task.{field}: must be an integer >= 1, got {t[field]!r}")
+    check_int(f"task.{field}", t[field])
   if t.min_digits > t.max_digits:
     raise ValueError(f"task.min_digits: must be <= task.max_digits={t.max_digits}, got {t.min_digits}")
   if not 0 < t.max_seconds < float("inf"):
@@ -151,8 +150,7 @@ def build(config) -> Task:
   if t.method not in METHODS:
     raise ValueError(f"task.method: must be one of {METHODS}, got {t.method!r}")
   _seq2seq.check_decoder_fields(config.model)   # read by the attention method only
-  if isinstance(t.beam_size, bool) or not isinstance(t.beam_size, int) or t.beam_size < 1:
-    raise ValueError(f"task.beam_size: must be an integer >= 1, got {t.beam_size!r}")
+  check_int("task.beam_size", t.beam_size)
   _seq2seq.check_decode_config(config.decode)
   check_data_fields(t)
   fe = frontend(config)

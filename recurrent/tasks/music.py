@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from recurrent.checks import check_int
 from recurrent.data import batching
 from recurrent.data.music import DATASETS, NUM_NOTES, load_piano_rolls, shift_right
 from recurrent.data.paths import data_file
@@ -65,7 +66,7 @@ def make_task(config, rolls: dict[str, list[np.ndarray]]) -> Task:
   """The task on given piano rolls {'train'|'valid'|'test': [[T_i, 88] uint8]} (tests pass made-up ones)."""
   t = config.task
   for name in ("bucket", "eval_batch_size"):
-    batching.check_positive(f"task.{name}", t[name])
+    check_int(f"task.{name}", t[name])
   model = SequenceTagger(**rnn_kwargs(config.model), num_outputs=NUM_NOTES)
   order = batching.EpochOrder(len(rolls["train"]), config.batch_size, config.seed)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recurrent.checks import check_int
 from recurrent.tasks import _seq2seq
 from recurrent.tasks.base import Report, Task
 
@@ -42,8 +43,7 @@ def build(config) -> Task:
     raise ValueError(f"task.min_len: must be in [1, task.max_len={t.max_len}], got {t.min_len}")
   model = _seq2seq.build_model(config, VOCAB, VOCAB)
   decoder = _seq2seq.Decoder(model, config.decode, config.batch_size)
-  if isinstance(t.num_test, bool) or not isinstance(t.num_test, int) or t.num_test < 1:
-    raise ValueError(f"task.num_test: must be an integer >= 1, got {t.num_test!r}")
+  check_int("task.num_test", t.num_test)
   test = make_examples(np.random.default_rng([config.seed, 1]), t.num_test, t.min_len, t.max_len)
   test["teacher_forcing"] = np.float32(1.0)
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from recurrent.checks import check_int
 from recurrent.data import batching
 from recurrent.data.paths import data_file
 from recurrent.data.sentiment import FOLDER, Example, load_sentences, stratified_split, tokenize
@@ -73,8 +74,8 @@ def prepare(config, examples: list[Example]) -> Data:
   """Splits ``examples`` by ``config.task``, builds the vocabulary on train and the model."""
   t = config.task
   for name in ("bucket", "eval_batch_size", "max_len"):
-    batching.check_positive(f"task.{name}", t[name])
-  batching.check_non_negative("task.num_samples", t.num_samples)
+    check_int(f"task.{name}", t[name])
+  check_int("task.num_samples", t.num_samples, 0)
   parts = stratified_split([(e.source, e.label) for e in examples], tuple(t.split), t.split_seed)
   splits = {name: [examples[i] for i in idx] for name, idx in zip(SPLITS, parts)}
   tokens = {name: [tokenize(e.text) for e in exs] for name, exs in splits.items()}

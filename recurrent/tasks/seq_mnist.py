@@ -26,6 +26,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from recurrent.checks import check_int
 from recurrent.data import mnist
 from recurrent.models import SequenceClassifier, rnn_kwargs
 from recurrent.tasks.base import Evaluator, Report, Task, dropout_rngs, token_metrics
@@ -64,11 +65,8 @@ def _check(config) -> None:
   t = config.task
   if t.size not in SIZES:
     raise ValueError(f"task.size: must be one of {SIZES}, got {t.size!r}")
-  if isinstance(t.num_valid, bool) or not isinstance(t.num_valid, int) or not 0 < t.num_valid < 60000:
-    raise ValueError(f"task.num_valid: must be an integer in (0, 60000), got {t.num_valid!r}")
-  if isinstance(t.eval_batch_size, bool) or not isinstance(t.eval_batch_size, int) or \
-      t.eval_batch_size < 1:
-    raise ValueError(f"task.eval_batch_size: must be an integer >= 1, got {t.eval_batch_size!r}")
+  check_int("task.num_valid", t.num_valid, 1, below=60000)
+  check_int("task.eval_batch_size", t.eval_batch_size)
   if t.num_train < 0:
     raise ValueError(f"task.num_train: must be >= 0 (0: every training image), got {t.num_train!r}")
 

@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from recurrent.data import batching
+from recurrent.checks import check_int
 from recurrent.data import translation as data_lib
 from recurrent.tasks import _seq2seq
 from recurrent.tasks.base import Figure, Report, Task
@@ -72,7 +72,7 @@ def heatmap(weights_TS: np.ndarray, src: list[str], hyp: list[str], title: str) 
 
 def build(config) -> Task:
   t = config.task
-  batching.check_positive("task.decode_batch_size", t.decode_batch_size)
+  check_int("task.decode_batch_size", t.decode_batch_size)
   data, train, test = load(t.data_path, t.source, t.max_words, t.vocab_size, t.test_percent)
   model = _seq2seq.build_model(config, len(data.src_vocab), len(data.tgt_vocab))
   decoder = _seq2seq.Decoder(model, config.decode, t.decode_batch_size)

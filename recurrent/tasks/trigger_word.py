@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from recurrent import events
+from recurrent.checks import check_int
 from recurrent.data import audio
 from recurrent.data import speech as data_lib
 from recurrent.layers import time_mask
@@ -102,15 +103,11 @@ def figure(spec_TM: np.ndarray, target_U: np.ndarray, prob_U: np.ndarray, frame_
 
 def check_fields(t, m) -> None:
   """Fails naming the field on a ``task.*`` or ``model.*`` value, before the data are read."""
-  def integer(name, v, least):
-    if isinstance(v, bool) or not isinstance(v, int) or v < least:
-      raise ValueError(f"{name}: must be an integer >= {least}, got {v!r}")
-
   for field, least in (("label_frames", 1), ("n_mels", 1), ("num_test", 1), ("num_background", 0),
                        ("max_positives", 0), ("max_negatives", 0)):
-    integer(f"task.{field}", t[field], least)
+    check_int(f"task.{field}", t[field], least)
   for field in ("kernel", "stride", "channels"):
-    integer(f"model.{field}", m[field], 1)
+    check_int(f"model.{field}", m[field])
   for field in ("min_seconds", "max_seconds"):
     if not 0 < t[field] < float("inf"):
       raise ValueError(f"task.{field}: must be finite and > 0, got {t[field]!r}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recurrent.checks import check_int
 from recurrent.data import stream, text
 from recurrent.tasks._lm import make_model, stream_lm_task
 from recurrent.tasks.base import Task
@@ -39,8 +40,7 @@ def load(corpus: str, folder: str = ""):
 
 def build(config) -> Task:
   t = config.task
-  if isinstance(t.epochs, bool) or not isinstance(t.epochs, int) or t.epochs < 1:
-    raise ValueError(f"task.epochs: must be an integer >= 1, got {t.epochs!r}")
+  check_int("task.epochs", t.epochs)
   vocab, ids = load(t.corpus, t.path)
   prompt = t.prompt.split()
   if not prompt:

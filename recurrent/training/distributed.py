@@ -62,6 +62,7 @@ from absl import flags, logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from recurrent.checks import check_int
 from recurrent.training import parallel
 
 
@@ -105,12 +106,8 @@ def check_topology(coordinator_address, num_processes, process_id) -> tuple[str,
   host, _, port = coordinator_address.rpartition(":")
   if not host or not port.isdigit() or not 0 < int(port) < 65536:
     raise ValueError(f"coordinator_address: must be HOST:PORT, got {coordinator_address!r}")
-  if not isinstance(num_processes, int) or num_processes < 1:
-    raise ValueError(f"num_processes: must be an integer >= 1 (required with "
-                     f"--coordinator_address), got {num_processes!r}")
-  if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
-    raise ValueError(f"process_id: {process_id!r} is out of range for num_processes="
-                     f"{num_processes} (must be 0 .. {num_processes - 1})")
+  check_int("num_processes", num_processes, note="required with --coordinator_address")
+  check_int("process_id", process_id, 0, below=num_processes, note=f"num_processes={num_processes}")
   return host.strip("[]"), int(port)
 
 
@@ -144,9 +141,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   """
   if not requested(coordinator_address, num_processes, process_id, detect):
     return False
-  for name, v in (("distributed_timeout", timeout_s), ("heartbeat_timeout", heartbeat_timeout_s)):
-    if not isinstance(v, int) or v < 1:
-      raise ValueError(f"{name}: must be an integer >= 1 (seconds), got {v!r}")
+  check_int("distributed_timeout", timeout_s, note="seconds")
+  check_int("heartbeat_timeout", heartbeat_timeout_s, note="seconds")
   coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if not detect or None not in (coordinator_address, num_processes, process_id):
     host, port = check_topology(coordinator_address, num_processes, process_id)

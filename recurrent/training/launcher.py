@@ -32,6 +32,8 @@ import time
 
 from absl import app, flags
 
+from recurrent.checks import check_int
+
 flags.DEFINE_integer("num_processes", None, "how many processes to start")
 flags.DEFINE_integer("devices_per_process", 0, "simulated CPU devices per process; 0 = leave XLA_FLAGS")
 flags.DEFINE_integer("port", 0, "the coordinator's port on 127.0.0.1; 0 = a free one")
@@ -72,8 +74,7 @@ def _pump(stream, prefix: bytes, out) -> None:
 def launch(command: list[str], num_processes: int, devices_per_process: int = 0, port: int = 0,
            grace: float = 10.0, echo=lambda s: print(s, file=sys.stderr, flush=True)) -> int:
   """Runs ``command`` as processes 0..N-1 of one run; the exit status of the run (0 = all succeeded)."""
-  if not isinstance(num_processes, int) or num_processes < 1:
-    raise ValueError(f"num_processes: must be an integer >= 1, got {num_processes!r}")
+  check_int("num_processes", num_processes)
   if devices_per_process < 0:
     raise ValueError(f"devices_per_process: must be >= 0, got {devices_per_process}")
   if not command:

@@ -33,6 +33,7 @@ import numpy as np
 import ml_collections
 from absl import logging
 
+from recurrent.checks import check_int
 from recurrent.tasks import Task, get_task
 from recurrent.tasks.base import Evaluator
 from recurrent.training import checkpoint as checkpoint_lib
@@ -51,12 +52,9 @@ def check_config(config) -> None:
   """Fails early, naming the field, on values the loop cannot run with."""
   for field in ("batch_size", "num_steps", "log_every", "eval_every", "checkpoint_every",
                 "keep_checkpoints"):
-    v = config[field]
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-      raise ValueError(f"{field}: must be an integer >= 1, got {v!r}")
+    check_int(field, config[field])
   for field in ("eval_batches", "num_devices", "seed"):
-    if not isinstance(config[field], int) or isinstance(config[field], bool) or config[field] < 0:
-      raise ValueError(f"{field}: must be an integer >= 0, got {config[field]!r}")
+    check_int(field, config[field], 0)
   check_optim(config.optim)
 
 

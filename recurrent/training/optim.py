@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import optax
 
+from recurrent.checks import check_int
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "epoch_decay")
 
@@ -49,9 +51,8 @@ def make_schedule(optim, total_steps: int) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, lr, optim.warmup_steps, max(total_steps, 1))
   if optim.schedule == "epoch_decay":
     for field in ("steps_per_epoch", "decay_after_epochs"):
-      if field not in optim or not isinstance(optim[field], int) or optim[field] < 1:
-        raise ValueError(f"optim.{field}: the epoch_decay schedule needs an integer >= 1, "
-                         f"got {optim.get(field, '<absent>')!r}")
+      check_int(f"optim.{field}", optim.get(field, "<absent>"),
+                note="the epoch_decay schedule needs it")
     if "decay_rate" not in optim or not 0 < optim.decay_rate <= 1:
       raise ValueError(f"optim.decay_rate: the epoch_decay schedule needs a rate in (0, 1], "
                        f"got {optim.get('decay_rate', '<absent>')!r}")
