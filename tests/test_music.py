@@ -161,6 +161,7 @@ def test_bad_values_fail_naming_the_field(tmp_path, field, value):
     music_task.build(config)
 
 
+@pytest.mark.slow  # 20 s (a harness run, evaluation and two sampling loops): the suite's time budget
 def test_generate_samples_from_a_trained_highway_stack(tmp_path):
   """experiments/music_generate's work (outputs.music_samples) on a 2-layer highway run of the harness."""
   from experiments import outputs
