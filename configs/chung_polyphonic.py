@@ -55,9 +55,11 @@ def set_dataset(config, dataset):
   config.task.eval_batch_size = 32
   config.task.bucket = 64 if dataset == "jsb" else 200  # windows unpadded; fewer evaluation shapes to compile
   config.num_steps = STEPS[dataset]
-  config.eval_every = config.num_steps // EVALS
-  config.checkpoint_every = config.eval_every
-  config.log_every = config.eval_every // 2
+  # Follow --config.num_steps=N (field references; setting one of these itself cuts its link).
+  steps = base.int_ref(config, "num_steps")
+  config.eval_every = base.derive(lambda n: max(n // EVALS, 1), steps)
+  config.checkpoint_every = base.derive(lambda n: max(n // EVALS, 1), steps)
+  config.log_every = base.derive(lambda n: max(n // EVALS // 2, 1), steps)
 
 
 def get_sweep():

@@ -38,6 +38,11 @@ def test_dataset_variant_sets_windows_budget_and_evaluations():
     assert c.task.train_crop == (0 if ds == "jsb" else 200)  # the long pieces train on windows
     assert c.num_steps // c.eval_every == chung_polyphonic.EVALS and c.checkpoint_every == c.eval_every
     assert c.optim.name == "rmsprop" and c.optim.clip_norm == 1.0
+  c = chung_polyphonic.get_config("dataset=musedata")
+  c.num_steps = 10_000                  # --config.num_steps=10000: the evaluations follow it
+  assert (c.eval_every, c.checkpoint_every, c.log_every) == (2000, 2000, 1000)
+  c.eval_every = 500                    # set by hand: only that one changes
+  assert (c.eval_every, c.checkpoint_every) == (500, 2000)
   points = chung_polyphonic.get_sweep()
   assert len(points) == 9 and {(p["model.cell"], p["model.hidden_sizes"][0]) for p in points} == {
       ("rnn", 100), ("gru_reset_before", 46), ("lstm:peephole=true", 36)}
