@@ -57,9 +57,10 @@ def set_dataset(config, dataset):
   config.num_steps = STEPS[dataset]
   # Follow --config.num_steps=N (field references; setting one of these itself cuts its link).
   steps = base.int_ref(config, "num_steps")
-  config.eval_every = base.derive(lambda n: max(n // EVALS, 1), steps)
-  config.checkpoint_every = base.derive(lambda n: max(n // EVALS, 1), steps)
-  config.log_every = base.derive(lambda n: max(n // EVALS // 2, 1), steps)
+  per_eval = lambda n: max(n // EVALS, 1)
+  config.eval_every = base.derive(per_eval, steps)
+  config.checkpoint_every = base.derive(per_eval, steps)
+  config.log_every = base.derive(lambda n: max(per_eval(n) // 2, 1), steps)
 
 
 def get_sweep():
