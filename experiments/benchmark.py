@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 
 from absl import app, flags
@@ -36,6 +37,8 @@ def machine() -> dict:
   if hasattr(os, "getloadavg"):
     info["loadavg_at_start"] = os.getloadavg()
   info["cores_used"] = sorted(os.sched_getaffinity(0))
+  info["keep_freed_memory"] = os.environ.get("RECURRENT_KEEP_FREED_MEMORY", "1") == "1"  # experiments/__init__.py
+  info["max_rss_mib"] = info["minor_page_faults"] = None  # filled in at the end
   return info
 
 
@@ -72,6 +75,9 @@ def main(argv):
   log(f"machine: {info}")
   rows = suites.run(config, log)
   print(suites.table(rows), flush=True)
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  info["max_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+  info["minor_page_faults"] = usage.ru_minflt   # the whole process: see recurrent/host_memory.py
   os.makedirs(_WORKDIR.value, exist_ok=True)
   path = os.path.join(_WORKDIR.value, "benchmark.json")
   with open(path, "w") as f:

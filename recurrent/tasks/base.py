@@ -137,6 +137,24 @@ def dropout_rngs(rng: Array | None) -> dict | None:
   return None if rng is None else {"dropout": rng}
 
 
+def argmax_hits(logits_XV: Array, targets_X: Array) -> Array:
+  """``argmax(logits, -1) == targets`` (ties to the first index), without XLA's variadic argmax reduce.
+
+  The target is the argmax iff its logit is the row's maximum and every
+  earlier logit is below it. Two plain max reductions: XLA:CPU does not
+  vectorise the (value, index) reduce of ``jnp.argmax``, which took 16-23 ms
+  for [400, 10,000] logits on one core against 2.6 ms for this (session 6,
+  PERFORMANCE.md); it was the largest single op of the logged LM step. Equal
+  to ``jnp.argmax`` for logits without NaN (a NaN row counts as a miss), -inf
+  included (tested).
+  """
+  target_X1 = jnp.take_along_axis(logits_XV, targets_X[..., None], -1)
+  before_XV = jax.lax.broadcasted_iota(targets_X.dtype, logits_XV.shape, logits_XV.ndim - 1) < targets_X[..., None]
+  earlier_X1 = jnp.max(jnp.where(before_XV, logits_XV, -jnp.inf), -1, keepdims=True)
+  first_X1 = (earlier_X1 < target_X1) | (targets_X[..., None] == 0)
+  return ((target_X1 >= jnp.max(logits_XV, -1, keepdims=True)) & first_X1)[..., 0]
+
+
 def token_metrics(logits_BTV: Array, targets_BT: Array, mask_BT: Array) -> tuple[Array, Metrics]:
   """Masked token cross-entropy and accuracy: (mean loss over real tokens, {'loss', 'accuracy'}).
 
@@ -147,7 +165,7 @@ def token_metrics(logits_BTV: Array, targets_BT: Array, mask_BT: Array) -> tuple
   ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, safe_BT)
   count = jnp.sum(mask_BT)
   total = jnp.sum(jnp.where(mask_BT, ce_BT, 0.0))
-  correct = jnp.sum((jnp.argmax(logits_BTV, -1) == safe_BT) & mask_BT)
+  correct = jnp.sum(argmax_hits(logits_BTV, safe_BT) & mask_BT)
   return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (correct, count)}
 
 

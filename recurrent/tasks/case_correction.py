@@ -42,7 +42,7 @@ from recurrent.models import SequenceTagger, rnn_kwargs
 from recurrent.seq2seq import BOS, EOS, PAD
 from recurrent.tasks import _seq2seq
 from recurrent.layers import time_mask
-from recurrent.tasks.base import Log, Report, Task, dropout_rngs, token_metrics
+from recurrent.tasks.base import Log, Report, Task, argmax_hits, dropout_rngs, token_metrics
 
 ARCHITECTURES = ("tagger", "encoder_decoder")
 SPECIALS = 3   # an encoder-decoder token is a byte + 3: ids 0, 1, 2 are PAD, BOS, EOS (recurrent.seq2seq)
@@ -59,7 +59,7 @@ def case_metrics(logits_BTV, batch) -> tuple[jax.Array, dict]:
   valid_BT = time_mask(lengths_B, targets_BT.shape[1])
   changed_BT = valid_BT & (inputs_BT != targets_BT)
   loss, metrics = token_metrics(logits_BTV, targets_BT, valid_BT)
-  correct_BT = jnp.argmax(logits_BTV, -1) == targets_BT
+  correct_BT = argmax_hits(logits_BTV, targets_BT)
   metrics["changed_accuracy"] = (jnp.sum(correct_BT & changed_BT), jnp.sum(changed_BT))
   return loss, metrics
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from recurrent.data import long_range
 from recurrent.models import SequenceTagger
 from recurrent.tasks._long_range import Problem, build_task, check_task_fields, cross_entropy
+from recurrent.tasks.base import argmax_hits
 
 VOCAB = long_range.COPY_DELIMITER + 1
 COPY_LENGTH = 10
@@ -29,7 +30,7 @@ def problem(task_config) -> Problem:
   def loss(logits_BTV, batch):
     ce_BT = cross_entropy(logits_BTV, batch["targets"])
     total, n = jnp.sum(ce_BT), ce_BT.size
-    hit = jnp.argmax(logits_BTV[:, -COPY_LENGTH:], -1) == batch["targets"][:, -COPY_LENGTH:]
+    hit = argmax_hits(logits_BTV[:, -COPY_LENGTH:], batch["targets"][:, -COPY_LENGTH:])
     return total / n, {"loss": (total, n), "copy_accuracy": (jnp.sum(hit), hit.size)}
 
   return Problem(

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from recurrent.data import long_range
 from recurrent.models import LanguageModel
 from recurrent.tasks._long_range import Problem, build_task, check_task_fields, cross_entropy
+from recurrent.tasks.base import argmax_hits
 
 
 def problem(task_config) -> Problem:
@@ -26,7 +27,7 @@ def problem(task_config) -> Problem:
   def loss(outputs, batch):
     logits_BTV, _ = outputs
     ce_B = cross_entropy(logits_BTV[:, -1], batch["targets"])
-    hit = jnp.argmax(logits_BTV[:, -1], -1) == batch["targets"]
+    hit = argmax_hits(logits_BTV[:, -1], batch["targets"])
     total, n = jnp.sum(ce_B), ce_B.size
     return total / n, {"loss": (total, n), "accuracy": (jnp.sum(hit), n)}
 

@@ -32,7 +32,7 @@ from recurrent.data.sentiment import FOLDER, Example, load_sentences, stratified
 from recurrent.data.vocab import Vocab
 from recurrent.models import SequenceClassifier, rnn_kwargs
 from recurrent.tasks.base import Evaluator
-from recurrent.tasks.base import Report, Task, dropout_rngs
+from recurrent.tasks.base import Report, Task, argmax_hits, dropout_rngs
 
 SPLITS = ("train", "valid", "test")
 
@@ -42,7 +42,7 @@ def classification_metrics(logits_BC: jax.Array, labels_B: jax.Array):
   valid_B = labels_B >= 0
   safe_B = jnp.where(valid_B, labels_B, 0)
   ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, safe_B)
-  correct_B = (jnp.argmax(logits_BC, -1) == safe_B) & valid_B
+  correct_B = argmax_hits(logits_BC, safe_B) & valid_B
   count = jnp.sum(valid_B)
   total = jnp.sum(jnp.where(valid_B, ce_B, 0.0))
   return total / jnp.maximum(count, 1), {"loss": (total, count), "accuracy": (jnp.sum(correct_B), count)}
