@@ -43,14 +43,33 @@ def get_config(arg=None):
   config.optim.weight_decay = 1e-4     # 2,400 training sentences: a little regularisation
   config.optim.clip_norm = 1.0
 
+  config.task.epochs = 20
   config.batch_size = 32
-  config.num_steps = 1500              # 20 epochs of the 2,400 training sentences
-  config.log_every = 75
-  config.eval_every = 75               # once per epoch
-  config.checkpoint_every = 750
+  config.num_steps = 0                 # derived below: epochs x steps per epoch (1,500 at B = 32)
+  config.log_every = 0                 # derived below: once per epoch (75 at B = 32)
+  config.eval_every = 0                # derived below: once per epoch
+  config.checkpoint_every = 0          # derived below: every 10 epochs
   config.keep_checkpoints = 1
+  derive_steps(config)
   return base.finalize(config, arg, flags={"bidirectional": base.set_to("model.bidirectional", True)},
                        choices={"pooling": base.choice_of("model.pooling", POOLINGS)}, smoke=[shrink_eval_batch])
+
+
+TRAIN_SENTENCES = 2400  # 80% of each of the six (source, label) strata of 500 sentences
+
+
+def derive_steps(config) -> None:
+  """Steps per epoch = TRAIN_SENTENCES // batch_size (``EpochOrder``); num_steps and the intervals from it.
+
+  Field references: ``--config.batch_size`` and ``--config.task.epochs`` move them (setting
+  a derived field cuts its link). TRAIN_SENTENCES is the default ``task.split``'s training
+  split; with another split, set ``num_steps`` and the intervals by hand.
+  """
+  per_epoch = base.derive(lambda b: max(TRAIN_SENTENCES // b, 1), base.int_ref(config, "batch_size"))
+  config.num_steps = base.int_ref(config, "task.epochs") * per_epoch
+  config.log_every = per_epoch + 0
+  config.eval_every = per_epoch + 0
+  config.checkpoint_every = per_epoch * 10
 
 
 def shrink_eval_batch(config):

@@ -130,3 +130,11 @@ def test_bad_values_fail_naming_the_field_before_training(tmp_path, field, value
   with pytest.raises(ValueError, match=field.replace(".", r"\.") if section == "task" else name):
     loop.train_and_evaluate(config, tmp_path / "run")
   assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_config_intervals_follow_batch_size_and_epochs():
+  from configs import sentiment as sentiment_config
+  config = sentiment_config.get_config()
+  assert (config.num_steps, config.eval_every, config.log_every, config.checkpoint_every) == (1500, 75, 75, 750)
+  config.batch_size, config.task.epochs = 50, 4    # 2,400 // 50 = 48 steps per epoch
+  assert (config.num_steps, config.eval_every, config.log_every, config.checkpoint_every) == (192, 48, 48, 480)
