@@ -1,5 +1,6 @@
 """recurrent.host_memory: after keep_freed_memory() a freed large buffer is reused without page faults."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -40,3 +41,11 @@ def test_freed_buffer_is_reused_without_page_faults():
 
 def test_idempotent():
   assert host_memory.keep_freed_memory() == host_memory.keep_freed_memory()
+
+
+def test_binaries_refuse_a_bad_switch_value():
+  env = {**os.environ, "RECURRENT_KEEP_FREED_MEMORY": "yes"}
+  out = subprocess.run([sys.executable, "-c", "import experiments"], capture_output=True, text=True,
+                       timeout=120, env=env)
+  assert out.returncode != 0
+  assert "RECURRENT_KEEP_FREED_MEMORY: must be 0 or 1, got 'yes'" in out.stderr
