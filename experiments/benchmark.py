@@ -19,6 +19,7 @@ from ml_collections import config_flags
 
 import jax
 
+import experiments
 from recurrent.bench import suites
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/benchmark.py", "benchmark config")
@@ -37,7 +38,7 @@ def machine() -> dict:
   if hasattr(os, "getloadavg"):
     info["loadavg_at_start"] = os.getloadavg()
   info["cores_used"] = sorted(os.sched_getaffinity(0))
-  info["keep_freed_memory"] = os.environ.get("RECURRENT_KEEP_FREED_MEMORY", "1") == "1"  # experiments/__init__.py
+  info["keep_freed_memory"] = experiments.KEEP_FREED_MEMORY
   info["max_rss_mib"] = info["minor_page_faults"] = None  # filled in at the end
   return info
 

@@ -12,8 +12,9 @@ mmap threshold). Threads other than the main one allocate from arenas of
 their own, heaps of at most 64 MiB that are mapped and unmapped as they fill
 and empty; XLA's worker threads allocate and free buffers. Every page of such
 a buffer then faults in again on first touch, at every step: the kernel
-zero-fills 4 KiB at a time before the computation writes it. Measured on this project's 2-core CPU (one core,
-``jnp.exp`` of a float32 array, median of 7 x 10 calls, session 6):
+zero-fills 4 KiB at a time before the computation writes it. Measured on
+this project's 2-core CPU (one core, ``jnp.exp`` of a float32 array, median
+of 7 x 10 calls, session 6):
 [12800, 2048] (105 MB, the [T B, 4H] gate buffer of the benchmark's large
 LSTM) 77 ms with glibc's defaults, 26 ms after ``keep_freed_memory()``.
 
@@ -28,8 +29,8 @@ without the single arena, left 7,000-11,000 faults per step. What it costs:
 the process's resident memory stays near its peak after the peak (freed
 blocks are reused by the next step, not returned), which is what a training
 or serving process does anyway. It changes no value: only where ``malloc``
-takes memory from. Where little time goes into large buffers it does not pay: the test suite's
-processes (many compilations, small arrays) were not faster with it (three
+takes memory from. Where little time goes into large buffers it does not
+pay: the test suite's processes (many compilations, small arrays) were not faster with it (three
 test files 177 s without, 212 s with; ``tests/test_engine.py`` 77 / 71 s
 without, 83 / 69 s with, alternated), so ``tests/`` leaves glibc's defaults.
 
