@@ -166,7 +166,7 @@ def test_gradients_match_finite_differences(name, kwargs):
       _, ys = jax.lax.scan(body, carry0, jnp.swapaxes(xs, 0, 1))
       return jnp.sum(jnp.sin(ys))
 
-    check_grads(loss, (params, xs), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+    check_grads(jax.jit(loss), (params, xs), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
 def test_make_cell_unknown_name_lists_valid():

@@ -84,10 +84,7 @@ def test_forward_mode_and_second_derivatives_through_the_default_path(name):
   assert_trees_close(hvp("scan"), hvp("auto"), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", [  # the other cells' second derivatives: test_forward_mode_and_second_derivatives
-    pytest.param("lstm_peephole", marks=pytest.mark.slow),
-    pytest.param("gru_reset_before", marks=pytest.mark.slow), "rnn_tanh",
-    pytest.param("min_lstm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["lstm_peephole", "gru_reset_before", "rnn_tanh", "min_lstm"])
 def test_hoisted_matches_finite_differences_in_float64_to_second_order(name):
   with jax.enable_x64(True):
     cell, params, xs, carry0, weights = setup(name, jnp.float64)
@@ -96,7 +93,7 @@ def test_hoisted_matches_finite_differences_in_float64_to_second_order(name):
       carry, ys = unroll(cell, p, x, LENGTHS, initial_carry=c0, reverse=True, impl="hoisted")
       return jnp.sum(ys * weights) + sum(jnp.sum(jnp.sin(l)) for l in jax.tree.leaves(carry))
 
-    check_grads(loss, (params, xs, carry0), order=2, modes=("fwd", "rev"), eps=1e-5,
+    check_grads(jax.jit(loss), (params, xs, carry0), order=2, modes=("fwd", "rev"), eps=1e-5,
                 atol=1e-5, rtol=1e-5)
 
 

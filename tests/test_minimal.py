@@ -129,14 +129,14 @@ def test_linear_recurrence_gradients_match_finite_differences_in_float64(impl):
       log_b = jnp.asarray(r.normal(size=(T, B, H)))
       f = lambda la, lb, h: (lambda hT, ys: jnp.sum(ys * w) + jnp.sum(jnp.sin(hT)))(
           *linear_scan_log(la, lb, mask, h))
-      check_grads(f, (log_a, log_b, h0), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
+      check_grads(jax.jit(f), (log_a, log_b, h0), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
     else:
       cell = make_cell("min_lstm", D, H, param_dtype=jnp.float64)
       params = cell.init(jax.random.key(0))
       xs = jnp.asarray(r.normal(size=(B, T, D)))
       f = lambda p, x, h: (lambda hT, ys: jnp.sum(ys * jnp.swapaxes(w, 0, 1)) + jnp.sum(jnp.sin(hT)))(
           *unroll(cell, p, x, LENGTHS, initial_carry=h, impl="hoisted"))
-      check_grads(f, (params, xs, h0), order=1, modes=("rev", "fwd"), eps=1e-6, atol=1e-6,
+      check_grads(jax.jit(f), (params, xs, h0), order=1, modes=("rev", "fwd"), eps=1e-6, atol=1e-6,
                   rtol=1e-6)
 
 

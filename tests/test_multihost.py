@@ -37,7 +37,7 @@ LM_OVERRIDES = {"task.prompt": "the", "task.eval_streams": 4, "num_steps": 8, "l
 
 def env(devices: int) -> dict:
   e = dict(os.environ)
-  e["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count={devices}"
+  e["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"  # conftest's
   return e
 
 
