@@ -494,17 +494,18 @@ def test_locked_dropout_path_keeps_the_stacks_connection_rule():
 
 
 def test_head_projection_gradients_equal_autodiff_of_the_matmul():
-  """``recurrent.lm.project`` (its backward written out) against jax.grad of the plain h @ W."""
+  """``recurrent.lm.project`` (bias folded in, backward written out) against jax.grad of h @ W + b."""
   from recurrent.lm import project
   r = np.random.default_rng(0)
-  h, W = (jnp.asarray(r.normal(size=s), jnp.float32) for s in ((12, 5), (5, 9)))
+  h, W, b = (jnp.asarray(r.normal(size=s), jnp.float32) for s in ((12, 5), (5, 9), (9,)))
   R = jnp.asarray(r.normal(size=(12, 9)), jnp.float32)
-  got = jax.grad(lambda h, W: jnp.sum(jnp.tanh(project(h, W)) * R), (0, 1))(h, W)
-  want = jax.grad(lambda h, W: jnp.sum(jnp.tanh(h @ W) * R), (0, 1))(h, W)
-  np.testing.assert_allclose(project(h, W), h @ W, rtol=1e-6)
+  got = jax.grad(lambda h, W, b: jnp.sum(jnp.tanh(project(h, W, b)) * R), (0, 1, 2))(h, W, b)
+  want = jax.grad(lambda h, W, b: jnp.sum(jnp.tanh(h @ W + b[None]) * R), (0, 1, 2))(h, W, b)
+  np.testing.assert_allclose(project(h, W, b), np.asarray(h) @ np.asarray(W) + np.asarray(b),
+                             rtol=1e-5, atol=1e-6)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
   E = jnp.asarray(r.normal(size=(9, 5)), jnp.float32)          # tied: W = E^T
-  got = jax.grad(lambda E: jnp.sum(jnp.tanh(project(h, E.T)) * R))(E)
-  want = jax.grad(lambda E: jnp.sum(jnp.tanh(h @ E.T) * R))(E)
+  got = jax.grad(lambda E: jnp.sum(jnp.tanh(project(h, E.T, b)) * R))(E)
+  want = jax.grad(lambda E: jnp.sum(jnp.tanh(h @ E.T + b[None]) * R))(E)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
