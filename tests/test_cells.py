@@ -191,3 +191,30 @@ def test_carry_types():
   assert isinstance(LSTM(D, H).initial_carry((2,)), LSTMCarry)
   assert LSTM(D, H).initial_carry((2, 3)).c.shape == (2, 3, H)
   assert GRU(D, H).initial_carry().shape == (H,)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_gate_activations_are_sigmoid_and_tanh_by_block_with_their_derivatives(dtype):
+  """recurrent.cells.base.gate_activations (one tanh forward, custom JVP) against NumPy's formulas."""
+  from recurrent.cells.base import gate_activations
+  with jax.enable_x64(dtype == jnp.float64):
+    blocks = (True, False, True)
+    x = np.random.default_rng(0).normal(scale=4.0, size=(3, 2, 12))
+    x[0, 0, :3] = (-40.0, 0.0, 40.0)                                 # saturated and centre values
+    dx = np.random.default_rng(1).normal(size=x.shape)
+    sig = 1 / (1 + np.exp(-x))
+    is_sig = np.repeat(blocks, 4)
+    want = np.where(is_sig, sig, np.tanh(x))
+    dwant = np.where(is_sig, sig * (1 - sig), 1 - np.tanh(x) ** 2) * dx
+    # float32: (1 + tanh(x/2)) / 2 is accurate to a few ulps of 1, not relative to a tiny sigma, and
+    # sigma (1 - sigma) (JAX's own sigmoid derivative) loses 1 - sigma's digits near 1: atol 1e-6
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == jnp.float32 else dict(rtol=1e-12, atol=1e-15)
+    f = lambda v: gate_activations(v, blocks)
+    np.testing.assert_allclose(f(jnp.asarray(x, dtype)), want, **tol)
+    np.testing.assert_allclose(jax.jit(f)(jnp.asarray(x, dtype)), want, **tol)
+    y, dy = jax.jvp(f, (jnp.asarray(x, dtype),), (jnp.asarray(dx, dtype),))
+    np.testing.assert_allclose(dy, dwant, **tol)
+    g = jax.grad(lambda v: jnp.sum(f(v) * jnp.asarray(dx, dtype)))(jnp.asarray(x, dtype))
+    np.testing.assert_allclose(g, dwant, **tol)
+  with pytest.raises(ValueError, match="last axis 12 is not 5 equal blocks"):
+    gate_activations(jnp.zeros((2, 12)), (True,) * 5)

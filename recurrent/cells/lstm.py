@@ -33,7 +33,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, Cell, check_chrono, chrono_bias, expand_like
+from recurrent.cells.base import (Array, Cell, check_chrono, chrono_bias, expand_like,
+                                  gate_activations)
 
 
 class LSTMCarry(NamedTuple):
@@ -84,15 +85,23 @@ class LSTM(Cell):
     return carry.h
 
   def post(self, params: dict, carry: LSTMCarry, xp: Array, u: Array) -> tuple[LSTMCarry, Array]:
-    """One LSTM step from xp_t = x_t W_x + b and u_t = h_{t-1} W_h (see the module docstring)."""
+    """One LSTM step from xp_t = x_t W_x + b and u_t = h_{t-1} W_h (see the module docstring).
+
+    The four gates' activations come from one call over the whole [.., 4H]
+    pre-activation (``gate_activations``: one tanh when nothing differentiates
+    through it, the textbook sigma/tanh per block when something does).
+    Peepholes add p_i c_{t-1} and p_f c_{t-1} to the i and f blocks first; the
+    output gate's p_o c_t needs c_t, so with peepholes o is a sigma of its own.
+    """
     c_prev = carry.c
     gates = (xp + u).astype(self.carry_dtype)
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
     if self.peephole:
-      i = i + expand_like(params["p_i"], c_prev) * c_prev
-      f = f + expand_like(params["p_f"], c_prev) * c_prev
-    c = jax.nn.sigmoid(f) * c_prev + jax.nn.sigmoid(i) * jnp.tanh(g)
+      zero = jnp.zeros_like(c_prev)
+      gates = gates + jnp.concatenate([expand_like(params["p_i"], c_prev) * c_prev,
+                                       expand_like(params["p_f"], c_prev) * c_prev, zero, zero], -1)
+    i, f, g, o = jnp.split(gate_activations(gates, (True, True, False, True)), 4, axis=-1)
+    c = f * c_prev + i * g
     if self.peephole:
-      o = o + expand_like(params["p_o"], c) * c
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+      o = jax.nn.sigmoid(gates[..., 3 * c.shape[-1]:] + expand_like(params["p_o"], c) * c)
+    h = o * jnp.tanh(c)
     return LSTMCarry(h=h, c=c), h
