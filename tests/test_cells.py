@@ -218,3 +218,18 @@ def test_gate_activations_are_sigmoid_and_tanh_by_block_with_their_derivatives(d
     np.testing.assert_allclose(g, dwant, **tol)
   with pytest.raises(ValueError, match="last axis 12 is not 5 equal blocks"):
     gate_activations(jnp.zeros((2, 12)), (True,) * 5)
+
+
+@pytest.mark.parametrize("rows", [(1,), (2, 3), (7, 5)])   # N <= D + 1: bias added; N > D + 1: bias in the matmul
+def test_project_inputs_is_x_w_plus_b_on_both_paths(rows):
+  cell = make_cell("lstm", 4, 3)
+  params = random_params(cell, seed=3)
+  xs = np.random.default_rng(4).normal(size=rows + (4,)).astype(np.float32)
+  want = xs @ np.asarray(params["W_x"]) + np.asarray(params["b"])
+  np.testing.assert_allclose(cell.project_inputs(params, jnp.asarray(xs)), want, rtol=1e-5, atol=1e-6)
+  dW = np.random.default_rng(5).normal(size=params["W_x"].shape).astype(np.float32)
+  _, tangent = jax.jvp(lambda W: cell.project_inputs(dict(params, W_x=W), jnp.asarray(xs)),
+                       (params["W_x"],), (jnp.asarray(dW),))
+  np.testing.assert_allclose(tangent, xs @ dW, rtol=1e-5, atol=1e-6)
+  g = jax.grad(lambda b: jnp.sum(cell.project_inputs(dict(params, b=b), jnp.asarray(xs))))(params["b"])
+  np.testing.assert_allclose(g, np.full(12, np.prod(rows), np.float32), rtol=1e-6)
