@@ -39,6 +39,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from recurrent.checks import check_int
 
@@ -197,6 +198,38 @@ def _gate_activations_jvp(sigmoid_blocks, primals, tangents):
   return jnp.concatenate([y for y, _ in outs], -1), jnp.concatenate([dy for _, dy in outs], -1)
 
 
+@jax.custom_jvp
+def rows_matmul(x_NK: Array, W_KG: Array) -> Array:
+  """x W for many rows N, whose reverse-mode weight gradient x^T dy is a plain matmul.
+
+  The value is ``x_NK @ W_KG``. The JVP rule writes W's part of the tangent
+  as (x^T)^T dW with x^T [K, N] materialised (an optimization barrier keeps
+  XLA from folding the transpose away), so that its transpose, the weight
+  gradient x^T dy, reads that small array as an ordinary matmul operand:
+  autodiff's own form contracts the first axes of x [N, K] and dy [N, G],
+  for which XLA's CPU backend transposes the larger dy. With the engine's
+  dW_h done the same way (``recurrent.engine``), the train suite's LSTM step
+  is 11-22% faster and the GRU's 14% (docs/PERFORMANCE.md, session 7). The
+  value, when nothing differentiates, is the ordinary matmul.
+  """
+  return x_NK @ W_KG
+
+
+def _rows_matmul_jvp(primals, tangents):
+  (x_NK, W_KG), (dx_NK, dW_KG) = primals, tangents
+  terms = []
+  if not isinstance(dx_NK, SymbolicZero):
+    terms.append(dx_NK @ W_KG)
+  if not isinstance(dW_KG, SymbolicZero):
+    xT_KN = jax.lax.optimization_barrier(x_NK.T)
+    terms.append(jax.lax.dot_general(xT_KN, dW_KG, (((0,), (0,)), ((), ()))))
+  y = x_NK @ W_KG
+  return y, functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
+
+
+rows_matmul.defjvp(_rows_matmul_jvp, symbolic_zeros=True)
+
+
 def init_gate_blocks(init: Initializer, key: Array, rows: int, hidden_size: int,
                      num_gates: int, dtype) -> Array:
   """[rows, num_gates * H]: each gate's [rows, H] block drawn independently.
@@ -306,8 +339,8 @@ class Cell:
     With more rows N (the product of the leading axes) than D + 1 the bias
     rides in the matmul, [x, 1] [W_x; b]: copying the [D + 1, G] weights is
     cheaper than a separate pass of the bias over [N, G], and one [N, G]
-    buffer fewer is live (the train suite's peak memory 13-18% lower, its
-    speed unchanged; docs/PERFORMANCE.md, session 7). A single step (decoding,
+    buffer fewer is live (the train suite's peak memory 13-18% lower; docs/PERFORMANCE.md,
+    session 7), and the weight gradient is ``rows_matmul``'s plain matmul. A single step (decoding,
     streaming at B = 1) adds the bias after the matmul instead, where copying
     the weights at every call would cost more than the add (0.6 -> 0.8 ms
     per token at B = 1, H 256).
@@ -316,9 +349,9 @@ class Cell:
       raise ValueError(
           f"xs: last axis must be input_size={self.input_size}, got shape {tuple(xs.shape)}")
     if math.prod(xs.shape[:-1]) > xs.shape[-1] + 1:
-      ones = jnp.ones(xs.shape[:-1] + (1,), xs.dtype)
-      return (jnp.concatenate([xs, ones], -1)
-              @ jnp.concatenate([params["W_x"], params["b"][None]], 0))
+      x1 = jnp.concatenate([xs, jnp.ones(xs.shape[:-1] + (1,), xs.dtype)], -1)
+      Wb = jnp.concatenate([params["W_x"], params["b"][None]], 0)
+      return rows_matmul(x1.reshape(-1, x1.shape[-1]), Wb).reshape(xs.shape[:-1] + (-1,))
     xw = xs @ params["W_x"]
     return xw + expand_like(params["b"], xw)
 
