@@ -233,3 +233,18 @@ def test_project_inputs_is_x_w_plus_b_on_both_paths(rows):
   np.testing.assert_allclose(tangent, xs @ dW, rtol=1e-5, atol=1e-6)
   g = jax.grad(lambda b: jnp.sum(cell.project_inputs(dict(params, b=b), jnp.asarray(xs))))(params["b"])
   np.testing.assert_allclose(g, np.full(12, np.prod(rows), np.float32), rtol=1e-6)
+
+
+def test_rows_matmul_derivatives_are_the_matmuls():
+  """cells.base.rows_matmul (custom JVP, symbolic zeros) against NumPy: value, each tangent alone, both gradients."""
+  from recurrent.cells.base import rows_matmul
+  r = np.random.default_rng(6)
+  x, W, dx, dW, ct = (r.normal(size=s).astype(np.float32) for s in ((9, 4), (4, 6), (9, 4), (4, 6), (9, 6)))
+  tol = dict(rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(rows_matmul(x, W), x @ W, **tol)
+  np.testing.assert_allclose(jax.jvp(lambda W: rows_matmul(x, W), (W,), (dW,))[1], x @ dW, **tol)
+  np.testing.assert_allclose(jax.jvp(lambda x: rows_matmul(x, W), (x,), (dx,))[1], dx @ W, **tol)
+  np.testing.assert_allclose(jax.jvp(rows_matmul, (x, W), (dx, dW))[1], dx @ W + x @ dW, **tol)
+  gx, gW = jax.grad(lambda x, W: jnp.sum(rows_matmul(x, W) * ct), (0, 1))(x, W)
+  np.testing.assert_allclose(gx, ct @ W.T, **tol)
+  np.testing.assert_allclose(gW, x.T @ ct, **tol)
