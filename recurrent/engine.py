@@ -59,7 +59,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, Cell
+from recurrent.cells.base import Array, Cell, materialised_transpose, matmul_transposed_lhs
 
 
 def _masked(m_B, new, old, y_BH):
@@ -145,9 +145,10 @@ def _recurrence_jvp(cell, unroll, primals, tangents):
                                                    unroll=unroll)
   post_lin, where = linear[0]
   # the part of du_t from dW, for every step at once, as (H_prev^T)^T dW with H_prev^T materialised:
-  # its transpose, dW = H_prev^T du, is then a plain matmul (``_transposed``)
-  dU_TBG = None if W is None else _from_transposed(_transposed(H_prev), dW).reshape(
-      H_prev.shape[:-1] + (dW.shape[-1],))
+  # its transpose, dW = H_prev^T du, is then a plain matmul (``cells.base.materialised_transpose``)
+  dU_TBG = None if W is None else matmul_transposed_lhs(
+      materialised_transpose(H_prev.reshape(-1, H_prev.shape[-1])), dW).reshape(
+          H_prev.shape[:-1] + (dW.shape[-1],))
   if W is not None and cell.post_reads_sum and dxp_TBG.dtype == dU_TBG.dtype:
     # post reads xp + u only, so its linearisation does too: dxp_t + dU_t enters as one input,
     # and the backward loop writes one cotangent per step for both (not two equal ones).
@@ -171,22 +172,6 @@ def _recurrence_jvp(cell, unroll, primals, tangents):
   dcarryT, dys_TBH = jax.lax.scan(
       tangent_body, dcarry0, (mask_TB, dxp_TBG, dU_TBG, xp_TBG, H_prev, saved_T), unroll=unroll)
   return (carryT, ys_TBH), (dcarryT, dys_TBH)
-
-
-def _transposed(x: Array) -> Array:
-  """[..., K] -> its [K, N] transpose (N the product of the leading axes), materialised.
-
-  The optimization barrier keeps XLA from folding the transpose back into the
-  dot that reads it: a reverse-mode weight gradient x^T dy then reads this
-  small [K, N] array as an ordinary matmul operand, where XLA's CPU backend
-  would otherwise transpose the larger [N, G] cotangent (docs/PERFORMANCE.md, session 7).
-  """
-  return jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
-
-
-def _from_transposed(xT: Array, W: Array) -> Array:
-  """x W from x^T [K, N]: [N, G]."""
-  return jax.lax.dot_general(xT, W, (((0,), (0,)), ((), ())))
 
 
 def _post_param_keys(cell: Cell, params: dict, carry, xp_BG: Array, u_BG) -> tuple[str, ...]:

@@ -198,19 +198,34 @@ def _gate_activations_jvp(sigmoid_blocks, primals, tangents):
   return jnp.concatenate([y for y, _ in outs], -1), jnp.concatenate([dy for _, dy in outs], -1)
 
 
+def materialised_transpose(x_NK: Array) -> Array:
+  """x^T [K, N], kept as an array of its own by an optimization barrier.
+
+  Without the barrier XLA folds the transpose back into the dot that reads
+  it; with it, a weight gradient x^T dy reads this small array as an
+  ordinary matmul operand, where XLA's CPU backend would otherwise transpose
+  the larger [N, G] dy (docs/PERFORMANCE.md, session 7).
+  """
+  return jax.lax.optimization_barrier(x_NK.T)
+
+
+def matmul_transposed_lhs(xT_KN: Array, W_KG: Array) -> Array:
+  """x W [N, G] from x^T [K, N]; its transpose in W is the plain matmul x^T dy."""
+  return jax.lax.dot_general(xT_KN, W_KG, (((0,), (0,)), ((), ())))
+
+
 @jax.custom_jvp
 def rows_matmul(x_NK: Array, W_KG: Array) -> Array:
   """x W for many rows N, whose reverse-mode weight gradient x^T dy is a plain matmul.
 
   The value is ``x_NK @ W_KG``. The JVP rule writes W's part of the tangent
-  as (x^T)^T dW with x^T [K, N] materialised (an optimization barrier keeps
-  XLA from folding the transpose away), so that its transpose, the weight
-  gradient x^T dy, reads that small array as an ordinary matmul operand:
-  autodiff's own form contracts the first axes of x [N, K] and dy [N, G],
-  for which XLA's CPU backend transposes the larger dy. With the engine's
-  dW_h done the same way (``recurrent.engine``), the train suite's LSTM step
-  is 11-22% faster and the GRU's 14% (docs/PERFORMANCE.md, session 7). The
-  value, when nothing differentiates, is the ordinary matmul.
+  as (x^T)^T dW from ``materialised_transpose(x)``, so that its transpose,
+  the weight gradient x^T dy, reads that small array as an ordinary matmul
+  operand: autodiff's own form contracts the first axes of x [N, K] and
+  dy [N, G], for which XLA's CPU backend transposes the larger dy. With the
+  engine's dW_h done the same way (``recurrent.engine``), the train suite's
+  LSTM step is 11-22% faster and the GRU's 14% (docs/PERFORMANCE.md,
+  session 7). The value, when nothing differentiates, is the ordinary matmul.
   """
   return x_NK @ W_KG
 
@@ -221,13 +236,24 @@ def _rows_matmul_jvp(primals, tangents):
   if not isinstance(dx_NK, SymbolicZero):
     terms.append(dx_NK @ W_KG)
   if not isinstance(dW_KG, SymbolicZero):
-    xT_KN = jax.lax.optimization_barrier(x_NK.T)
-    terms.append(jax.lax.dot_general(xT_KN, dW_KG, (((0,), (0,)), ((), ()))))
+    terms.append(matmul_transposed_lhs(materialised_transpose(x_NK), dW_KG))
   y = x_NK @ W_KG
   return y, functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
 
 
 rows_matmul.defjvp(_rows_matmul_jvp, symbolic_zeros=True)
+
+
+def affine(x_NK: Array, W_KG: Array, b_G: Array) -> Array:
+  """x W + b as one matmul, [x, 1] [W; b], through ``rows_matmul``.
+
+  The bias rides in the matmul: neither a broadcast add over [N, G] in the
+  forward pass nor a column sum of dy for db (the last row of the weight
+  gradient) is a pass of its own, and one [N, G] buffer fewer is live. It
+  pays when N is well above K + 1, the rows of the [W; b] copy it makes.
+  """
+  x1 = jnp.concatenate([x_NK, jnp.ones((x_NK.shape[0], 1), x_NK.dtype)], 1)
+  return rows_matmul(x1, jnp.concatenate([W_KG, b_G[None, :].astype(W_KG.dtype)], 0))
 
 
 def init_gate_blocks(init: Initializer, key: Array, rows: int, hidden_size: int,
@@ -337,7 +363,7 @@ class Cell:
 
     This is the only input-side work; a layer calls it once before the scan.
     With more rows N (the product of the leading axes) than D + 1 the bias
-    rides in the matmul, [x, 1] [W_x; b]: copying the [D + 1, G] weights is
+    rides in the matmul (``affine``): copying the [D + 1, G] weights is
     cheaper than a separate pass of the bias over [N, G], and one [N, G]
     buffer fewer is live (the train suite's peak memory 13-18% lower; docs/PERFORMANCE.md,
     session 7), and the weight gradient is ``rows_matmul``'s plain matmul. A single step (decoding,
@@ -349,9 +375,8 @@ class Cell:
       raise ValueError(
           f"xs: last axis must be input_size={self.input_size}, got shape {tuple(xs.shape)}")
     if math.prod(xs.shape[:-1]) > xs.shape[-1] + 1:
-      x1 = jnp.concatenate([xs, jnp.ones(xs.shape[:-1] + (1,), xs.dtype)], -1)
-      Wb = jnp.concatenate([params["W_x"], params["b"][None]], 0)
-      return rows_matmul(x1.reshape(-1, x1.shape[-1]), Wb).reshape(xs.shape[:-1] + (-1,))
+      xw = affine(xs.reshape(-1, xs.shape[-1]), params["W_x"], params["b"])
+      return xw.reshape(xs.shape[:-1] + (-1,))
     xw = xs @ params["W_x"]
     return xw + expand_like(params["b"], xw)
 
