@@ -3,6 +3,7 @@
     ./launch.sh bench                                  # the default run (a few minutes)
     ./launch.sh bench --config.threads=1               # one thread per library (a shared machine)
     ./launch.sh bench --config=configs/benchmark.py:smoke    # seconds, tiny sizes
+    ./launch.sh bench --config.suites='("lm",)' --config.profile=3   # + where each step's time goes
 
 Seven suites, each in one process with the implementations interleaved:
   train     LSTM, GRU, Elman at (B, T, D, H) in ``sizes``: ours, ours_scan,
@@ -43,6 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.suites = ("train", "long", "parallel", "decode", "lm", "inference")  # also: roofline
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
+  config.profile = 0                 # n > 0: after timing, profile n steps of every implementation
+  # (self time per XLA operation / PyTorch operator: recurrent/bench/profile.py) into the log and benchmark.json
   config.threads = 0                 # 0: each library's default threading, what a user gets.
   # n > 0: the process pinned to n cores, for XLA and torch alike. On a machine shared with other jobs use 1:
   # thread pools larger than the free cores collapse (torch's OpenMP barriers ran 10-100x

@@ -3,10 +3,12 @@
 import importlib.util
 import json
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from configs import benchmark as benchmark_config
-from recurrent.bench import suites, timing
+from recurrent.bench import profile, suites, timing
 
 
 def test_interleaved_timing_rotates_and_counts():
@@ -40,10 +42,15 @@ def test_smoke_benchmark_runs_every_suite(tmp_path):
   assert "tokens/s" in suites.table(rows)
 
 
-def test_roofline_rows_carry_flop_rates():
+def test_roofline_rows_carry_flop_rates_and_profiles_on_request():
   config = benchmark_config.get_config("smoke")
-  rows = suites.roofline(config, log=lambda msg: None)
+  config.profile = 1
+  logged = []
+  rows = suites.roofline(config, log=logged.append)
   assert {r["impl"] for r in rows} == {"gemm", "ours", "flax"}
+  for r in rows:   # config.profile: each implementation's operations, in the row and the log
+    assert r["profile"] and {"op", "ms_per_step", "calls_per_step", "share"} <= set(r["profile"][0])
+  assert sum("self time per operation" in m for m in logged) == len(rows)
   (B, T, D, H), = config.train.sizes
   for r in rows:   # the LSTM step: 3 x 2 B T (D + H) 4 H FLOPs (the gemm row: the forward's third)
     flops = 2.0 * B * T * (D + H) * 4 * H * (1 if r["impl"] == "gemm" else 3)
@@ -87,3 +94,30 @@ def test_one_thread_pins_the_process_to_one_core_for_every_library():
   lines = out.splitlines()
   assert lines[0] == "1 1 True"  # the main thread and a thread started after it
   assert "threads" in lines[1] and "1000000" in lines[1]
+
+
+def test_self_times_subtract_nested_events_per_thread():
+  # a hand-made trace: a loop (0-100 us) holding two ops on thread 1, an op on thread 2 that
+  # overlaps the loop in time but is not nested in it, and a thread that is not counted
+  events = [{"ph": "X", "tid": 1, "name": "while", "ts": 0, "dur": 100},
+            {"ph": "X", "tid": 1, "name": "dot", "ts": 10, "dur": 30},
+            {"ph": "X", "tid": 1, "name": "tanh", "ts": 50, "dur": 20},
+            {"ph": "X", "tid": 1, "name": "end: tanh", "ts": 70, "dur": 1},
+            {"ph": "X", "tid": 1, "name": "dot", "ts": 120, "dur": 30},
+            {"ph": "X", "tid": 2, "name": "dot", "ts": 20, "dur": 40},
+            {"ph": "X", "tid": 3, "name": "python", "ts": 0, "dur": 500}]
+  self_us, calls = profile.self_times(events, threads={1, 2})
+  assert self_us == {"while": 50, "dot": 100, "tanh": 20}
+  assert calls == {"while": 1, "dot": 3, "tanh": 1}
+
+
+def test_jax_ops_finds_the_loop_body_once_per_iteration():
+  W = jnp.eye(16) * 0.5
+  f = jax.jit(lambda h: jax.lax.scan(lambda h, _: (jnp.tanh(h @ W), None), h, None, length=7)[0])
+  h = jnp.ones((4, 16))
+  f(h).block_until_ready()
+  rows = profile.jax_ops(lambda: f(h).block_until_ready(), steps=2)
+  assert rows and all(r["calls_per_step"] > 0 for r in rows)
+  # the scan's body runs 7 times per step: some operation (the dot or the tanh) is called 7 times
+  assert any(r["calls_per_step"] == 7 for r in rows), profile.format_ops(rows, top=30)
+  assert "ms/step" in profile.format_ops(rows)

@@ -2,7 +2,9 @@
 
 Each suite returns a list of rows, one per (suite, cell, size, implementation):
 {suite, cell, impl, B, T, D, H, tokens_per_s, ms_per_step, speedup_of_reference,
-reference, peak_bytes, seconds}. Tokens are B * T per training step.
+reference, peak_bytes, seconds}. Tokens are B * T per training step. With
+``config.profile`` = n > 0, every row also gets ``profile``: its implementation's
+busiest operations over n profiled steps (recurrent/bench/profile.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import importlib.util
 from typing import Callable
 
-from recurrent.bench import impls, timing
+from recurrent.bench import impls, profile, timing
 
 Log = Callable[[str], None]
+PROFILE_ROWS = 25  # operations kept per row in benchmark.json with config.profile
 
 
 def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, reference: str,
@@ -26,6 +29,12 @@ def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, ref
     rows.append({"suite": suite, "cell": cell, "impl": key, "B": B, "T": T, "D": D, "H": H,
                  "reference": reference, "peak_bytes": runner.peak_bytes,
                  "final_loss": runner.loss(), **summary[key]})
+    if config.profile:
+      ops = (profile.torch_ops if key.startswith("torch") else profile.jax_ops)(
+          runner.step, config.profile)
+      log(f"  {suite} {cell} {tuple(size)} {key}: self time per operation over {config.profile} "
+          f"profiled steps (docs/PERFORMANCE.md)\n{profile.format_ops(ops)}")
+      rows[-1]["profile"] = ops[:PROFILE_ROWS]
   return rows
 
 
