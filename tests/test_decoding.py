@@ -219,3 +219,21 @@ def test_bad_arguments_fail_clearly():
     decoding.beam_search(step_fn, init, bos, 2, 4, EOS, "log")
   with pytest.raises(ValueError, match="bos"):
     decoding.greedy(step_fn, init, 0, 4, EOS)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_argmax_equals_jnp_argmax_with_ties_infinities_and_nans(axis):
+  rng = np.random.default_rng(axis + 7)
+  x = np.round(rng.standard_normal((6, 9, 11)) * 2) / 2          # many ties
+  x[0] = -np.inf                                                  # rows of -inf only
+  x[1, :, 3] = np.inf
+  x[2, 4, 5] = np.nan                                             # a NaN wins, the first one
+  x[2, 4, 8] = np.nan
+  x[3, :, 0] = np.nan
+  for dtype in (np.float32, np.float64, np.int32):
+    xd = np.nan_to_num(x, nan=0, posinf=99, neginf=-99).astype(dtype) if dtype == np.int32 else x.astype(dtype)
+    with jax.enable_x64(dtype == np.float64):
+      got = decoding.argmax(jnp.asarray(xd), axis=axis)
+      np.testing.assert_array_equal(np.asarray(got), np.asarray(jnp.argmax(jnp.asarray(xd), axis=axis)))
+  np.testing.assert_array_equal(np.asarray(decoding.argmax(jnp.asarray(x, jnp.float32), axis)),
+                                np.argmax(x.astype(np.float32), axis=axis))   # NumPy: first NaN too

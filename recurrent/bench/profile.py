@@ -68,22 +68,24 @@ def self_times(events: list[dict], threads: set) -> tuple[dict, dict]:
 
 def jax_ops(step: Callable[[], None], steps: int = 3, logdir: str | None = None) -> list[dict]:
   """Per-operation self time of ``steps`` calls of ``step`` (which must block until done), from
-  a ``jax.profiler`` trace; only XLA's threads count (not the Python caller's)."""
+  a ``jax.profiler`` trace; only XLA's threads count (not the Python caller's). The trace is
+  kept in ``logdir`` if one is given (TensorBoard's profile plugin and Perfetto read it)."""
+  if logdir is None:
+    with tempfile.TemporaryDirectory() as tmp:
+      return jax_ops(step, steps, tmp)
   import jax
-  with tempfile.TemporaryDirectory() as tmp:
-    logdir = logdir or tmp
-    before = set(glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True))
-    with jax.profiler.trace(logdir, create_perfetto_trace=True):
-      start = time.perf_counter()
-      for _ in range(steps):
-        step()
-      wall = time.perf_counter() - start
-    paths = sorted(set(glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True))
-                   - before, key=os.path.getmtime)
-    if not paths:
-      raise RuntimeError(f"jax.profiler wrote no *.trace.json.gz under {logdir}")
-    with gzip.open(paths[-1]) as f:
-      events = json.load(f)["traceEvents"]
+  traces = lambda: set(glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True))
+  before = traces()
+  with jax.profiler.trace(logdir, create_perfetto_trace=True):
+    start = time.perf_counter()
+    for _ in range(steps):
+      step()
+    wall = time.perf_counter() - start
+  paths = sorted(traces() - before, key=os.path.getmtime)
+  if not paths:
+    raise RuntimeError(f"jax.profiler wrote no *.trace.json.gz under {logdir}")
+  with gzip.open(paths[-1]) as f:
+    events = json.load(f)["traceEvents"]
   threads = {e["tid"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"
              and "XLA" in e["args"]["name"]}
   return _rows(*self_times(events, threads), steps, wall)
