@@ -93,6 +93,17 @@ def argmax(x: Array, axis: int = -1) -> Array:
   return jnp.min(jnp.where(hit, index, x.shape[axis]), axis=axis)
 
 
+def categorical(key: Array, logits: Array, axis: int = -1) -> Array:
+  """A sample of softmax(logits) along ``axis``: ``jax.random.categorical(key, logits, axis)``.
+
+  The same Gumbel-max draw, argmax(logits + Gumbel noise from ``key``), with
+  the argmax as two plain reductions (:func:`argmax`), so the samples are
+  those of ``jax.random.categorical`` for the same key (tested), faster on a CPU.
+  """
+  logits = jnp.asarray(logits)
+  return argmax(jax.random.gumbel(key, logits.shape, logits.dtype) + logits, axis=axis)
+
+
 def expand_beam(tree: Any, beam_size: int) -> Any:
   """Repeats every row K times: leaves [B, ...] -> [B * K, ...] (row b's copies are adjacent)."""
   return jax.tree.map(lambda x: jnp.repeat(x, beam_size, axis=0), tree)
@@ -196,7 +207,7 @@ def sample(step_fn: StepFn, init_carry, rng: Array, bos: Array, max_len: int,
 
   def choose(logits_BV, key):
     logits_BV = top_k_mask(logits_BV.astype(jnp.float32), top_k) / temperature
-    return jax.random.categorical(key, logits_BV, axis=-1)
+    return categorical(key, logits_BV, axis=-1)
 
   return _decode(step_fn, init_carry, bos, max_len, eos, pad, choose, rng)
 

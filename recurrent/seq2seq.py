@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from recurrent import decoding
 from recurrent.attention import KINDS, Attention
 from recurrent.cells.base import Array, expand_like
 from recurrent.checks import check_int
@@ -352,7 +353,11 @@ class Seq2Seq:
         step_rng = jax.random.fold_in(k_dec, t)
         k_use, k_draw, step_rng = jax.random.split(step_rng, 3)
         use_gold = jax.random.bernoulli(k_use, teacher_forcing, (B,)) | (t == 0)
-        drawn = jax.random.categorical(k_draw, jax.lax.stop_gradient(prev_logits), axis=-1)
+        # the draw only when some row uses it: at teacher_forcing 1 (the default) none does
+        drawn = jax.lax.cond(
+            jnp.all(use_gold), lambda: gold_B,
+            lambda: decoding.categorical(k_draw, jax.lax.stop_gradient(prev_logits)).astype(
+                gold_B.dtype))
         tokens = jnp.where(use_gold, gold_B, drawn)
       logits, carry, weights = self.decoder_step(params, memory, carry, tokens, step_rng)
       return (carry, logits), (logits, weights)

@@ -237,3 +237,15 @@ def test_argmax_equals_jnp_argmax_with_ties_infinities_and_nans(axis):
       np.testing.assert_array_equal(np.asarray(got), np.asarray(jnp.argmax(jnp.asarray(xd), axis=axis)))
   np.testing.assert_array_equal(np.asarray(decoding.argmax(jnp.asarray(x, jnp.float32), axis)),
                                 np.argmax(x.astype(np.float32), axis=axis))   # NumPy: first NaN too
+
+
+def test_categorical_draws_what_jax_random_categorical_draws():
+  logits = jnp.asarray(np.random.default_rng(3).standard_normal((5, 37)) * 3, jnp.float32)
+  logits = logits.at[0, :30].set(-jnp.inf)                       # impossible tokens
+  for seed in range(20):
+    key = jax.random.key(seed)
+    np.testing.assert_array_equal(np.asarray(decoding.categorical(key, logits)),
+                                  np.asarray(jax.random.categorical(key, logits, axis=-1)))
+    np.testing.assert_array_equal(np.asarray(decoding.categorical(key, logits.T, axis=0)),
+                                  np.asarray(jax.random.categorical(key, logits.T, axis=0)))
+  assert (np.asarray(decoding.categorical(jax.random.key(0), logits))[0] >= 30)

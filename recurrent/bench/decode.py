@@ -87,7 +87,7 @@ def build(kind: str, B: int, S: int, T: int, V: int, embed: int = 128, enc: int 
     def one_step(params, memory, carry, tokens, logprob):
       logits, carry, _ = m.decoder_step(params, memory, carry, tokens)
       logp = jax.nn.log_softmax(logits, -1)
-      nxt = jnp.argmax(logits, -1).astype(jnp.int32)
+      nxt = decoding.argmax(logits, -1).astype(jnp.int32)   # as decoding.greedy
       return carry, nxt, logprob + jnp.take_along_axis(logp, nxt[:, None], -1)[:, 0]
 
     zero = jnp.zeros((B,), jnp.float32)
