@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from recurrent import decoding
 from recurrent.checks import check_int
 from recurrent.layers import time_mask
 
@@ -145,7 +146,7 @@ def collapse(path_BT: Array, lengths_B: Array) -> tuple[Array, Array]:
 def best_path(logits_BTV: Array, lengths_B: Array) -> tuple[Array, Array]:
   """Greedy decoding: the argmax class at each frame, collapsed."""
   check_frames(logits_BTV, lengths_B)
-  return collapse(jnp.argmax(logits_BTV, -1), lengths_B)
+  return collapse(decoding.argmax(logits_BTV, -1), lengths_B)
 
 
 class Beam(NamedTuple):

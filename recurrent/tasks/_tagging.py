@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from recurrent import decoding
 from recurrent.checks import check_int
 from recurrent.data import batching
 from recurrent.data.vocab import Vocab
@@ -127,7 +128,7 @@ def make_tagging_task(config, data: TaggingData, eval_metric: str, eval_mode: st
     return token_metrics(logits_fn(params, batch, rng), batch["tags"], batch["lengths"])
 
   evaluate = Evaluator(loss_fn)
-  argmax_fn = jax.jit(lambda params, batch: jnp.argmax(logits_fn(params, batch), -1))
+  argmax_fn = jax.jit(lambda params, batch: decoding.argmax(logits_fn(params, batch), -1))
 
   def predict(params, split):
     """Predicted tag strings of every sentence of ``split`` (padding stripped), in file order."""

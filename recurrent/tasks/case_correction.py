@@ -128,7 +128,7 @@ def make_tagger(config):
     return case_metrics(logits_fn(params, batch["inputs"], batch["lengths"], rng), batch)
 
   def predict(params, inputs_BT, lengths_B):
-    return jnp.argmax(logits_fn(params, inputs_BT, lengths_B), -1)
+    return decoding.argmax(logits_fn(params, inputs_BT, lengths_B), -1)
 
   return init_params, loss_fn, predict
 
