@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.warmup = 1                  # untimed steps per implementation after compiling
   config.steps_per_rep = 1           # timed steps per implementation per repetition
   config.profile = 0                 # n > 0: after timing, profile n steps of every implementation
-  # (self time per XLA operation / PyTorch operator: recurrent/bench/profile.py) into the log and benchmark.json
+  # (self time per XLA operation / PyTorch operator: recurrent/profiling.py) into the log and benchmark.json
   config.threads = 0                 # 0: each library's default threading, what a user gets.
   # n > 0: the process pinned to n cores, for XLA and torch alike. On a machine shared with other jobs use 1:
   # thread pools larger than the free cores collapse (torch's OpenMP barriers ran 10-100x

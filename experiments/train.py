@@ -32,6 +32,9 @@ flags.DEFINE_integer("restore_step", None, "resume from this checkpoint instead 
                      "later checkpoints are moved to WORKDIR/checkpoints_set_aside/")
 flags.DEFINE_list("allow_config_change", [], "config fields (dotted) that may differ from the "
                   "workdir's config.json on this restart, e.g. optim.learning_rate")
+flags.DEFINE_integer("profile_steps", 0, "trace this many train steps (after the first, compiling "
+                     "one) into WORKDIR/tb (TensorBoard's profile plugin, Perfetto) and write their "
+                     "busiest operations to WORKDIR/profile_ops.txt; no value changes")
 flags.mark_flags_as_required(["config", "workdir"])
 distributed.define_flags()
 FLAGS = flags.FLAGS
@@ -44,7 +47,7 @@ def main(argv):
   distributed.initialize_from_flags()  # before anything touches a device
   with distributed.fail_fast():  # several processes: a failed one exits now, not after the timeout
     final = train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.restore_step,
-                               FLAGS.allow_config_change)
+                               FLAGS.allow_config_change, FLAGS.profile_steps)
   if not distributed.is_main():
     return
   metrics = "  ".join(f"{k} {v:.5g}" for k, v in sorted(final["eval"].items()))

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import pytest
 
 from configs import benchmark as benchmark_config
-from recurrent.bench import profile, suites, timing
+from recurrent import profiling
+from recurrent.bench import suites, timing
 
 
 def test_interleaved_timing_rotates_and_counts():
@@ -106,7 +107,7 @@ def test_self_times_subtract_nested_events_per_thread():
             {"ph": "X", "tid": 1, "name": "dot", "ts": 120, "dur": 30},
             {"ph": "X", "tid": 2, "name": "dot", "ts": 20, "dur": 40},
             {"ph": "X", "tid": 3, "name": "python", "ts": 0, "dur": 500}]
-  self_us, calls = profile.self_times(events, threads={1, 2})
+  self_us, calls = profiling.self_times(events, threads={1, 2})
   assert self_us == {"while": 50, "dot": 100, "tanh": 20}
   assert calls == {"while": 1, "dot": 3, "tanh": 1}
 
@@ -116,8 +117,8 @@ def test_jax_ops_finds_the_loop_body_once_per_iteration():
   f = jax.jit(lambda h: jax.lax.scan(lambda h, _: (jnp.tanh(h @ W), None), h, None, length=7)[0])
   h = jnp.ones((4, 16))
   f(h).block_until_ready()
-  rows = profile.jax_ops(lambda: f(h).block_until_ready(), steps=2)
+  rows = profiling.jax_ops(lambda: f(h).block_until_ready(), steps=2)
   assert rows and all(r["calls_per_step"] > 0 for r in rows)
   # the scan's body runs 7 times per step: some operation (the dot or the tanh) is called 7 times
-  assert any(r["calls_per_step"] == 7 for r in rows), profile.format_ops(rows, top=30)
-  assert "ms/step" in profile.format_ops(rows)
+  assert any(r["calls_per_step"] == 7 for r in rows), profiling.format_ops(rows, top=30)
+  assert "ms/step" in profiling.format_ops(rows)

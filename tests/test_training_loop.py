@@ -66,6 +66,18 @@ def test_train_writes_every_artifact(trained):
   assert train[-1]["tokens_per_s"] == pytest.approx(train[-1]["steps_per_s"] * 8 * 25, rel=1e-6)
 
 
+def test_profiled_steps_write_a_trace_and_an_operation_table_and_change_nothing(trained, tmp_path):
+  workdir, final = trained[:2]
+  profiled = loop.train_and_evaluate(smoke(), tmp_path, profile_steps=3)
+  assert profiled["eval"] == final["eval"]  # bitwise: the trace changes no value
+  table = (tmp_path / "profile_ops.txt").read_text()
+  assert table.startswith("steps 2-4:") and "ms/step" in table
+  assert list((tmp_path / "tb" / "plugins" / "profile").glob("*/*.xplane.pb"))  # TensorBoard's
+  assert list((tmp_path / "tb" / "plugins" / "profile").glob("*/*.trace.json.gz"))  # Perfetto's
+  with pytest.raises(ValueError, match="profile_steps"):
+    loop.train_and_evaluate(smoke(), tmp_path / "bad", profile_steps=-1)
+
+
 def test_tensorboard_holds_the_same_scalars(trained):
   import struct
   from tensorboardX.proto import event_pb2

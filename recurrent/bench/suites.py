@@ -4,7 +4,7 @@ Each suite returns a list of rows, one per (suite, cell, size, implementation):
 {suite, cell, impl, B, T, D, H, tokens_per_s, ms_per_step, speedup_of_reference,
 reference, peak_bytes, seconds}. Tokens are B * T per training step. With
 ``config.profile`` = n > 0, every row also gets ``profile``: its implementation's
-busiest operations over n profiled steps (recurrent/bench/profile.py).
+busiest operations over n profiled steps (recurrent/profiling.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Callable
 
-from recurrent.bench import impls, profile, timing
+from recurrent import profiling
+from recurrent.bench import impls, timing
 
 Log = Callable[[str], None]
 PROFILE_ROWS = 25  # operations kept per row in benchmark.json with config.profile
@@ -30,10 +31,10 @@ def _measure(suite: str, runners: dict[str, tuple[str, impls.Runner]], size, ref
                  "reference": reference, "peak_bytes": runner.peak_bytes,
                  "final_loss": runner.loss(), **summary[key]})
     if config.profile:
-      ops = (profile.torch_ops if key.startswith("torch") else profile.jax_ops)(
+      ops = (profiling.torch_ops if key.startswith("torch") else profiling.jax_ops)(
           runner.step, config.profile)
       log(f"  {suite} {cell} {tuple(size)} {key}: self time per operation over {config.profile} "
-          f"profiled steps (docs/PERFORMANCE.md)\n{profile.format_ops(ops)}")
+          f"profiled steps (docs/PERFORMANCE.md)\n{profiling.format_ops(ops)}")
       rows[-1]["profile"] = ops[:PROFILE_ROWS]
   return rows
 

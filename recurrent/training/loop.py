@@ -33,6 +33,7 @@ import numpy as np
 import ml_collections
 from absl import logging
 
+from recurrent import profiling
 from recurrent.checks import check_int
 from recurrent.tasks import Task, get_task
 from recurrent.tasks.base import Evaluator
@@ -169,24 +170,51 @@ def _report(task: Task, params, step: int, workdir: Path) -> dict:
 
 
 def train_and_evaluate(config, workdir: str | os.PathLike, restore_step: int | None = None,
-                       allow_config_change: tuple[str, ...] = ()) -> dict:
+                       allow_config_change: tuple[str, ...] = (), profile_steps: int = 0) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint) and returns the final eval metrics.
 
   Process 0 holds the workdir's lock throughout (a second trainer fails "in
   use by pid N"). ``restore_step`` resumes from that checkpoint instead of the
   latest, moving the later ones to ``checkpoints_set_aside/``;
   ``allow_config_change`` names the fields that may differ from the run's
-  config.json (see ``recurrent.training.workdir``).
+  config.json (see ``recurrent.training.workdir``). ``profile_steps`` > 0
+  traces that many train steps after the first (compiling) one with
+  ``jax.profiler`` into ``tb/`` (TensorBoard's profile plugin; Perfetto reads
+  its ``*.trace.json.gz``) and writes their busiest operations to
+  ``profile_ops.txt`` and the log (``recurrent.profiling``); process 0 only.
+  It changes no value: the run's results are the same either way.
   """
+  check_int("profile_steps", profile_steps, 0, note="0 traces nothing")
   workdir = Path(workdir)
   distributed.check_same_config(config_to_dict(config), config_diff)  # every process, one config
   workdir.mkdir(parents=True, exist_ok=True)
   held = workdir_lib.lock(workdir) if distributed.is_main() else contextlib.nullcontext()
   with held:
-    return _train_and_evaluate(config, workdir, restore_step, tuple(allow_config_change))
+    return _train_and_evaluate(config, workdir, restore_step, tuple(allow_config_change),
+                               profile_steps)
 
 
-def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change) -> dict:
+def _profiled_steps(workdir: Path, start: int, num_steps: int, profile_steps: int):
+  """{step: what to do before or after it}: start the trace before ``start + 1``, stop it after
+  ``profile_steps`` steps (fewer if the run ends first); none on other processes."""
+  first, last = start + 1, min(start + profile_steps, num_steps - 1)
+  if not profile_steps or not distributed.is_main() or last < first:
+    if profile_steps and distributed.is_main():
+      logging.warning("profile_steps: fewer than 2 steps left to run; nothing is profiled")
+    return None, first, last
+  return profiling.Trace(str(workdir / "tb")), first, last
+
+
+def _write_profile(workdir: Path, rows: list[dict], first: int, last: int) -> None:
+  table = profiling.format_ops(rows, top=30)
+  (workdir / "profile_ops.txt").write_text(
+      f"steps {first + 1}-{last + 1}: self time per operation (recurrent/profiling.py; "
+      f"the trace: {workdir / 'tb'})\n{table}\n")
+  logging.info("where steps %d-%d spent their time:\n%s", first + 1, last + 1, table)
+
+
+def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change,
+                        profile_steps: int = 0) -> dict:
   setup = _Setup(config, workdir)  # bad values, an unknown task, missing data: before any compile
   task, ckpt, mesh = setup.task, setup.ckpt, setup.mesh
   if restore_step is not None and restore_step not in ckpt.all_steps():
@@ -228,6 +256,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   window_start, window_steps, window_tokens = time.perf_counter(), 0, []
   window_metrics = []  # this log interval's per-step metrics, still on the device
   num_steps = config.num_steps
+  trace, first_profiled, last_profiled = _profiled_steps(workdir, start, num_steps, profile_steps)
   try:  # the event file is flushed even when a NaN or a failed save stops the run
     for step in range(start, num_steps):
       local, batch = distributed.train_batch(task, step, mesh, config.batch_size)  # local: its rows
@@ -236,7 +265,15 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       logs = done % config.log_every == 0 or done == num_steps
       if step == start and not logs:  # the logged variant compiled too, before the first rate starts
         train_steps[True].lower(state, batch).compile()  # (jit's cache: its first call reuses it)
+      if trace is not None and step == first_profiled:
+        jax.block_until_ready(state)
+        trace.start()
       state, metrics = train_steps[logs](state, batch)
+      if trace is not None and step == last_profiled:
+        jax.block_until_ready(state)
+        _write_profile(workdir, trace.stop(last_profiled - first_profiled + 1), first_profiled,
+                       last_profiled)
+        trace = None
       window_metrics.append(metrics)
       window_steps += 1
       if step == start and not logs:  # keep compilation out of the first rate

@@ -9,14 +9,16 @@ time (its own duration minus the operations nested in it, on the same
 thread) per step, and its share of the step's wall time. On several threads
 the shares can add up to more than 1, and a container's self time (XLA's
 ``ThunkExecutor::Execute``, a ``while`` loop) is the time between the
-operations it runs: dispatch and waiting. A profiler slows what it traces
-(by a few per cent to a few tens of per cent for steps of many small
-operations): read the table for where the time goes, the timed rows of the
-benchmark for how long a step takes.
+operations it runs: dispatch and waiting. An operation that ran beside
+others on XLA's shared thread pool includes its waits for that pool. A
+profiler slows what it traces (by a few per cent to a few tens of per cent
+for steps of many small operations): read the table for where the time goes,
+the timed rows of the benchmark for how long a step takes.
 
-``python -m experiments.benchmark --config.profile=3`` adds the table of every
-implementation of every suite to the log and to ``benchmark.json``
-(docs/PERFORMANCE.md).
+Used by ``python -m experiments.benchmark --config.profile=3`` (every
+implementation of every suite, into the log and ``benchmark.json``) and by
+``python -m experiments.train ... --profile_steps=5`` (the run's own train
+steps, into WORKDIR/tb for TensorBoard and WORKDIR/profile_ops.txt).
 """
 
 from __future__ import annotations
@@ -66,29 +68,57 @@ def self_times(events: list[dict], threads: set) -> tuple[dict, dict]:
   return dict(self_us), dict(calls)
 
 
-def jax_ops(step: Callable[[], None], steps: int = 3, logdir: str | None = None) -> list[dict]:
-  """Per-operation self time of ``steps`` calls of ``step`` (which must block until done), from
-  a ``jax.profiler`` trace; only XLA's threads count (not the Python caller's). The trace is
-  kept in ``logdir`` if one is given (TensorBoard's profile plugin and Perfetto read it)."""
-  if logdir is None:
-    with tempfile.TemporaryDirectory() as tmp:
-      return jax_ops(step, steps, tmp)
-  import jax
-  traces = lambda: set(glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True))
-  before = traces()
-  with jax.profiler.trace(logdir, create_perfetto_trace=True):
-    start = time.perf_counter()
-    for _ in range(steps):
-      step()
-    wall = time.perf_counter() - start
-  paths = sorted(traces() - before, key=os.path.getmtime)
+def _traces(logdir: str) -> set[str]:
+  return set(glob.glob(os.path.join(logdir, "**", "*.trace.json.gz"), recursive=True))
+
+
+def trace_ops(logdir: str, before: set[str], steps: int, wall_s: float) -> list[dict]:
+  """The rows of the newest trace ``jax.profiler`` wrote under ``logdir`` (not in ``before``),
+  ``steps`` steps that took ``wall_s`` seconds; only XLA's threads count (not the Python caller's)."""
+  paths = sorted(_traces(logdir) - before, key=os.path.getmtime)
   if not paths:
     raise RuntimeError(f"jax.profiler wrote no *.trace.json.gz under {logdir}")
   with gzip.open(paths[-1]) as f:
     events = json.load(f)["traceEvents"]
   threads = {e["tid"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"
              and "XLA" in e["args"]["name"]}
-  return _rows(*self_times(events, threads), steps, wall)
+  return _rows(*self_times(events, threads), steps, wall_s)
+
+
+class Trace:
+  """``jax.profiler``'s trace of whatever runs between ``start()`` and ``stop(steps)``, which
+  returns its rows; the trace stays in ``logdir`` (TensorBoard's profile plugin, Perfetto)."""
+
+  def __init__(self, logdir: str):
+    self.logdir = logdir
+
+  def start(self) -> None:
+    import jax
+    self.before = _traces(self.logdir)
+    jax.profiler.start_trace(self.logdir, create_perfetto_trace=True)
+    self.started = time.perf_counter()
+
+  def stop(self, steps: int) -> list[dict]:
+    import jax
+    wall = time.perf_counter() - self.started
+    jax.profiler.stop_trace()
+    return trace_ops(self.logdir, self.before, steps, wall)
+
+
+def jax_ops(step: Callable[[], None], steps: int = 3, logdir: str | None = None) -> list[dict]:
+  """Per-operation self time of ``steps`` calls of ``step`` (which must block until done), from
+  a ``jax.profiler`` trace. The trace is kept in ``logdir`` if one is given."""
+  if logdir is None:
+    with tempfile.TemporaryDirectory() as tmp:
+      return jax_ops(step, steps, tmp)
+  trace = Trace(logdir)
+  trace.start()
+  try:
+    for _ in range(steps):
+      step()
+  finally:
+    rows = trace.stop(steps)
+  return rows
 
 
 def torch_ops(step: Callable[[], None], steps: int = 3) -> list[dict]:
