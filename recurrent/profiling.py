@@ -49,7 +49,8 @@ def self_times(events: list[dict], threads: set) -> tuple[dict, dict]:
   """
   by_thread = collections.defaultdict(list)
   for e in events:
-    if e.get("ph") == "X" and e.get("tid") in threads and not e["name"].startswith("end: "):
+    if (e.get("ph") == "X" and e.get("tid") in threads and not e["name"].startswith("end: ")
+        and not e["name"].endswith("(wait for completion)")):  # the caller's wait, not an operation
       by_thread[e["tid"]].append(e)
   self_us: dict = collections.Counter()
   calls: dict = collections.Counter()
@@ -98,9 +99,10 @@ class Trace:
     jax.profiler.start_trace(self.logdir, create_perfetto_trace=True)
     self.started = time.perf_counter()
 
-  def stop(self, steps: int) -> list[dict]:
+  def stop(self, steps: int, wall_s: float | None = None) -> list[dict]:
+    """The rows, their shares of ``wall_s`` (default: the time since ``start()``)."""
     import jax
-    wall = time.perf_counter() - self.started
+    wall = time.perf_counter() - self.started if wall_s is None else wall_s
     jax.profiler.stop_trace()
     return trace_ops(self.logdir, self.before, steps, wall)
 

@@ -106,7 +106,9 @@ def test_self_times_subtract_nested_events_per_thread():
             {"ph": "X", "tid": 1, "name": "end: tanh", "ts": 70, "dur": 1},
             {"ph": "X", "tid": 1, "name": "dot", "ts": 120, "dur": 30},
             {"ph": "X", "tid": 2, "name": "dot", "ts": 20, "dur": 40},
-            {"ph": "X", "tid": 3, "name": "python", "ts": 0, "dur": 500}]
+            {"ph": "X", "tid": 3, "name": "python", "ts": 0, "dur": 500},
+            {"ph": "X", "tid": 2, "name": "ThunkExecutor::Execute (wait for completion)", "ts": 0,
+             "dur": 900}]
   self_us, calls = profiling.self_times(events, threads={1, 2})
   assert self_us == {"while": 50, "dot": 100, "tanh": 20}
   assert calls == {"while": 1, "dot": 3, "tanh": 1}

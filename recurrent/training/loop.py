@@ -265,15 +265,21 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       logs = done % config.log_every == 0 or done == num_steps
       if step == start and not logs:  # the logged variant compiled too, before the first rate starts
         train_steps[True].lower(state, batch).compile()  # (jit's cache: its first call reuses it)
-      if trace is not None and step == first_profiled:
-        jax.block_until_ready(state)
-        trace.start()
+      profiled = trace is not None and first_profiled <= step <= last_profiled
+      if profiled:
+        if step == first_profiled:
+          jax.block_until_ready(state)
+          trace.start()
+          profiled_s = 0.0
+        step_start = time.perf_counter()
       state, metrics = train_steps[logs](state, batch)
-      if trace is not None and step == last_profiled:
+      if profiled:  # the shares are of the train steps' time (logging and evaluation left out)
         jax.block_until_ready(state)
-        _write_profile(workdir, trace.stop(last_profiled - first_profiled + 1), first_profiled,
-                       last_profiled)
-        trace = None
+        profiled_s += time.perf_counter() - step_start
+        if step == last_profiled:
+          rows = trace.stop(last_profiled - first_profiled + 1, profiled_s)
+          _write_profile(workdir, rows, first_profiled, last_profiled)
+          trace = None
       window_metrics.append(metrics)
       window_steps += 1
       if step == start and not logs:  # keep compilation out of the first rate
