@@ -86,6 +86,9 @@ def argmax(x: Array, axis: int = -1) -> Array:
   Equal to ``jnp.argmax``, ties, -inf and NaN included (tests/test_decoding.py).
   """
   x = jnp.asarray(x)
+  if not -x.ndim <= axis < x.ndim:
+    raise ValueError(f"axis: must be in [{-x.ndim}, {x.ndim}) for an array of shape {x.shape}, "
+                     f"got {axis}")
   axis = axis % x.ndim
   m = jnp.max(x, axis=axis, keepdims=True)
   hit = jnp.where(jnp.isnan(m), jnp.isnan(x), x == m)

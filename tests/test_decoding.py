@@ -237,6 +237,8 @@ def test_argmax_equals_jnp_argmax_with_ties_infinities_and_nans(axis):
       np.testing.assert_array_equal(np.asarray(got), np.asarray(jnp.argmax(jnp.asarray(xd), axis=axis)))
   np.testing.assert_array_equal(np.asarray(decoding.argmax(jnp.asarray(x, jnp.float32), axis)),
                                 np.argmax(x.astype(np.float32), axis=axis))   # NumPy: first NaN too
+  with pytest.raises(ValueError, match="axis"):
+    decoding.argmax(jnp.asarray(x), axis=3)
 
 
 def test_categorical_draws_what_jax_random_categorical_draws():
