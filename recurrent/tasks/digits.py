@@ -130,6 +130,18 @@ def alignment_figure(weights_TS: np.ndarray, hyp: list, stack: int, ref: list) -
       "title": f"attention over frames; reference {''.join(map(str, ref))}"})
 
 
+def _error_scalars(step: int, refs: list, hyp_greedy: list, hyp_beam: list, greedy: str,
+                   beam: str) -> dict:
+  """Digit error rate and utterance accuracy of both decoders' hypotheses (and a log line)."""
+  rg, rb = ctc.error_rates(refs, hyp_greedy), ctc.error_rates(refs, hyp_beam)
+  out = {"digit_error_rate": rg["error_rate"], "utterance_accuracy": rg["utterance_accuracy"],
+         "digit_error_rate_beam": rb["error_rate"], "utterance_accuracy_beam": rb["utterance_accuracy"]}
+  print(f"step {step}: digit error rate {out['digit_error_rate']:.4f} ({greedy}), "
+        f"{out['digit_error_rate_beam']:.4f} ({beam}); utterance accuracy "
+        f"{out['utterance_accuracy']:.4f}")
+  return out
+
+
 def check_data_fields(t) -> None:
   """Fails naming the field on a ``task.*`` value of the utterances, before the data are read."""
   for field in ("min_digits", "max_digits", "num_test"):
@@ -225,13 +237,7 @@ def build(config) -> Task:
       g, g_len, b, b_len, probs = (np.concatenate(o) for o in zip(*outs))
       hyp_g = [list(g[i, :g_len[i]] - 1) for i in range(len(g))]
       hyp_b = [list(b[i, :b_len[i]] - 1) for i in range(len(b))]
-      rg, rb = ctc.error_rates(refs, hyp_g), ctc.error_rates(refs, hyp_b)
-      out = {"digit_error_rate": rg["error_rate"], "utterance_accuracy": rg["utterance_accuracy"],
-             "digit_error_rate_beam": rb["error_rate"],
-             "utterance_accuracy_beam": rb["utterance_accuracy"]}
-      print(f"step {step}: digit error rate {out['digit_error_rate']:.4f} (best path), "
-            f"{out['digit_error_rate_beam']:.4f} (prefix beam {t.beam_size}); utterance accuracy "
-            f"{out['utterance_accuracy']:.4f}")
+      out = _error_scalars(step, refs, hyp_g, hyp_b, "best path", f"prefix beam {t.beam_size}")
       rep = Report(scalars=out)
       if step >= config.num_steps:
         _final(rep, step, out, hyp_g)
@@ -275,13 +281,7 @@ def build(config) -> Task:
       hyp_g = [digits_of(g.tokens[i], g.lengths[i]) for i in range(len(x))]
       bm = decoder.beam(params, x, n)
       hyp_b = [digits_of(bm.tokens[i, 0], bm.lengths[i, 0]) for i in range(len(x))]
-      rg, rb = ctc.error_rates(refs, hyp_g), ctc.error_rates(refs, hyp_b)
-      out = {"digit_error_rate": rg["error_rate"], "utterance_accuracy": rg["utterance_accuracy"],
-             "digit_error_rate_beam": rb["error_rate"],
-             "utterance_accuracy_beam": rb["utterance_accuracy"]}
-      print(f"step {step}: digit error rate {out['digit_error_rate']:.4f} (greedy), "
-            f"{out['digit_error_rate_beam']:.4f} (beam {config.decode.beam_size}); utterance "
-            f"accuracy {out['utterance_accuracy']:.4f}")
+      out = _error_scalars(step, refs, hyp_g, hyp_b, "greedy", f"beam {config.decode.beam_size}")
       rep = Report(scalars=out)
       if step >= config.num_steps:
         _final(rep, step, out, hyp_g)
