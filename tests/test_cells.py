@@ -220,6 +220,16 @@ def test_gate_activations_are_sigmoid_and_tanh_by_block_with_their_derivatives(d
     gate_activations(jnp.zeros((2, 12)), (True,) * 5)
 
 
+def test_sigmoid_is_the_logistic_function_with_its_derivative():
+  """recurrent.cells.base.sigmoid (a tanh forward, JAX's sigmoid derivative) against NumPy."""
+  from recurrent.cells.base import sigmoid
+  x = np.concatenate([np.linspace(-30, 30, 61), [0.0, 1e-3, -1e-3]]).astype(np.float32)
+  want = 1 / (1 + np.exp(-x.astype(np.float64)))
+  np.testing.assert_allclose(jax.jit(sigmoid)(jnp.asarray(x)), want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(sigmoid(v)))(jnp.asarray(x)),
+                             want * (1 - want), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("rows", [(1,), (2, 3), (7, 5)])   # N <= D + 1: bias added; N > D + 1: bias in the matmul
 def test_project_inputs_is_x_w_plus_b_on_both_paths(rows):
   cell = make_cell("lstm", 4, 3)

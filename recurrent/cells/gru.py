@@ -40,7 +40,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from recurrent.cells.base import Array, Cell, check_chrono, chrono_bias, expand_like
+from recurrent.cells.base import Array, Cell, check_chrono, chrono_bias, expand_like, sigmoid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +78,8 @@ class GRU(Cell):
     b_hn = expand_like(params["b_hn"], h_prev)
     u = u.astype(self.carry_dtype)
     h_r, h_z = u[..., :H], u[..., H:2 * H]
-    r = jax.nn.sigmoid(x_r + h_r)
-    z = jax.nn.sigmoid(x_z + h_z)
+    r = sigmoid(x_r + h_r)
+    z = sigmoid(x_z + h_z)
     if self.reset_after:
       n = jnp.tanh(x_n + r * (u[..., 2 * H:] + b_hn))
     else:
