@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from recurrent.cells.base import (Array, Cell, check_chrono, chrono_bias, expand_like,
-                                  gate_activations)
+                                  gate_activations, sigmoid)
 
 
 class LSTMCarry(NamedTuple):
@@ -91,7 +91,8 @@ class LSTM(Cell):
     pre-activation (``gate_activations``: one tanh when nothing differentiates
     through it, the textbook sigma/tanh per block when something does).
     Peepholes add p_i c_{t-1} and p_f c_{t-1} to the i and f blocks first; the
-    output gate's p_o c_t needs c_t, so with peepholes o is a sigma of its own.
+    output gate's p_o c_t needs c_t, so with peepholes o is a sigma of its own (``sigmoid``, the same
+    tanh form).
     """
     c_prev = carry.c
     gates = (xp + u).astype(self.carry_dtype)
@@ -102,6 +103,6 @@ class LSTM(Cell):
     i, f, g, o = jnp.split(gate_activations(gates, (True, True, False, True)), 4, axis=-1)
     c = f * c_prev + i * g
     if self.peephole:
-      o = jax.nn.sigmoid(gates[..., 3 * c.shape[-1]:] + expand_like(params["p_o"], c) * c)
+      o = sigmoid(gates[..., 3 * c.shape[-1]:] + expand_like(params["p_o"], c) * c)
     h = o * jnp.tanh(c)
     return LSTMCarry(h=h, c=c), h
