@@ -194,23 +194,45 @@ def train_and_evaluate(config, workdir: str | os.PathLike, restore_step: int | N
                                profile_steps)
 
 
-def _profiled_steps(workdir: Path, start: int, num_steps: int, profile_steps: int):
-  """{step: what to do before or after it}: start the trace before ``start + 1``, stop it after
-  ``profile_steps`` steps (fewer if the run ends first); none on other processes."""
-  first, last = start + 1, min(start + profile_steps, num_steps - 1)
-  if not profile_steps or not distributed.is_main() or last < first:
-    if profile_steps and distributed.is_main():
-      logging.warning("profile_steps: fewer than 2 steps left to run; nothing is profiled")
-    return None, first, last
-  return profiling.Trace(str(workdir / "tb")), first, last
+class _ProfiledSteps:
+  """Traces train steps ``start + 1`` .. ``start + n`` (after the compiling one; process 0 only)
+  and writes where their time went: ``before(step, state)`` and ``after(step, state)`` wrap
+  each step, and do nothing outside that window."""
 
+  def __init__(self, workdir: Path, start: int, num_steps: int, n: int):
+    self.workdir, self.first, self.last = workdir, start + 1, min(start + n, num_steps - 1)
+    self.trace = None
+    if n and distributed.is_main():
+      if self.last < self.first:
+        logging.warning("profile_steps: fewer than 2 steps left to run; nothing is profiled")
+      else:
+        self.trace = profiling.Trace(str(workdir / "tb"))
 
-def _write_profile(workdir: Path, rows: list[dict], first: int, last: int) -> None:
-  table = profiling.format_ops(rows, top=30)
-  (workdir / "profile_ops.txt").write_text(
-      f"steps {first + 1}-{last + 1}: self time per operation (recurrent/profiling.py; "
-      f"the trace: {workdir / 'tb'})\n{table}\n")
-  logging.info("where steps %d-%d spent their time:\n%s", first + 1, last + 1, table)
+  def _active(self, step: int) -> bool:
+    return self.trace is not None and self.first <= step <= self.last
+
+  def before(self, step: int, state) -> None:
+    if not self._active(step):
+      return
+    jax.block_until_ready(state)
+    if step == self.first:
+      self.trace.start()
+      self.seconds = 0.0  # the train steps' own time: logging and evaluation left out
+    self.step_start = time.perf_counter()
+
+  def after(self, step: int, state) -> None:
+    if not self._active(step):
+      return
+    jax.block_until_ready(state)
+    self.seconds += time.perf_counter() - self.step_start
+    if step == self.last:
+      rows = self.trace.stop(self.last - self.first + 1, self.seconds)
+      self.trace = None
+      table = profiling.format_ops(rows, top=30)
+      (self.workdir / "profile_ops.txt").write_text(
+          f"steps {self.first + 1}-{self.last + 1}: self time per operation "
+          f"(recurrent/profiling.py; the trace: {self.workdir / 'tb'})\n{table}\n")
+      logging.info("where steps %d-%d spent their time:\n%s", self.first + 1, self.last + 1, table)
 
 
 def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change,
@@ -256,7 +278,7 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
   window_start, window_steps, window_tokens = time.perf_counter(), 0, []
   window_metrics = []  # this log interval's per-step metrics, still on the device
   num_steps = config.num_steps
-  trace, first_profiled, last_profiled = _profiled_steps(workdir, start, num_steps, profile_steps)
+  profiled = _ProfiledSteps(workdir, start, num_steps, profile_steps)
   try:  # the event file is flushed even when a NaN or a failed save stops the run
     for step in range(start, num_steps):
       local, batch = distributed.train_batch(task, step, mesh, config.batch_size)  # local: its rows
@@ -265,21 +287,9 @@ def _train_and_evaluate(config, workdir: Path, restore_step, allow_config_change
       logs = done % config.log_every == 0 or done == num_steps
       if step == start and not logs:  # the logged variant compiled too, before the first rate starts
         train_steps[True].lower(state, batch).compile()  # (jit's cache: its first call reuses it)
-      profiled = trace is not None and first_profiled <= step <= last_profiled
-      if profiled:
-        if step == first_profiled:
-          jax.block_until_ready(state)
-          trace.start()
-          profiled_s = 0.0
-        step_start = time.perf_counter()
+      profiled.before(step, state)
       state, metrics = train_steps[logs](state, batch)
-      if profiled:  # the shares are of the train steps' time (logging and evaluation left out)
-        jax.block_until_ready(state)
-        profiled_s += time.perf_counter() - step_start
-        if step == last_profiled:
-          rows = trace.stop(last_profiled - first_profiled + 1, profiled_s)
-          _write_profile(workdir, rows, first_profiled, last_profiled)
-          trace = None
+      profiled.after(step, state)
       window_metrics.append(metrics)
       window_steps += 1
       if step == start and not logs:  # keep compilation out of the first rate
